@@ -1,0 +1,19 @@
+"""Errors that gen_loop raises on bad input, each with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class GenLoopError(Exception):
+    """Base class: an error the command line prints as one clear message, without a traceback."""
+
+
+class ConfigError(GenLoopError):
+    """A configuration value is invalid; the message names the config key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"config key '{key}': {message}")
+
+
+class InputDataError(GenLoopError):
+    """Input data (a target folder, a dataset, a weights file) is missing or unusable."""

@@ -1,0 +1,328 @@
+"""Scorers: fitted once on the target's embeddings, then score batch after batch of generated ones."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
+
+import numpy as np
+
+from gen_loop.score.distances import (
+    DEFAULT_REL_EPS,
+    FloatArray,
+    _validate,
+    centroid_cosine,
+    centroid_l2,
+    feature_stats,
+    sample_cosine,
+    sample_l2,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from numpy.typing import ArrayLike
+
+Metric = Literal["zscore_l2", "l2", "cosine"]
+METRICS: tuple[str, ...] = get_args(Metric)
+
+#: The smallest target for which a noise floor is defined (two halves of two samples each).
+MIN_NOISE_FLOOR_TARGET = 4
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The distance a batch of real target samples has from the rest of the target.
+
+    Attributes:
+        mean: Mean distance over the splits; a generated batch of ``batch_size`` samples that
+            scores near this is as close to the target as the target is to itself.
+        std: Sample standard deviation (``ddof=1``) of the distances; 0.0 when ``n_splits == 1``.
+        batch_size: Number of samples actually drawn per split (may be smaller than asked, see
+            :meth:`Scorer.noise_floor`).
+        n_splits: Number of random splits.
+        values: The distance of each split.
+    """
+
+    mean: float
+    std: float
+    batch_size: int
+    n_splits: int
+    values: tuple[float, ...]
+
+
+class Scorer(ABC):
+    """Distance from batches of embeddings to a fixed target set of embeddings.
+
+    Contract: call :meth:`fit` once with the target's embeddings ``(N, D)``; then call
+    :meth:`score` (one number per batch, lower is closer) and :meth:`sample_distances` (one
+    number per sample, in the same feature space and metric, for selecting samples) on as many
+    batches ``(B, D)`` as needed. Scoring never changes the fitted state, so one scorer serves a
+    whole loop. :meth:`noise_floor` gives the distance the target has from itself at a given
+    batch size, the yardstick for convergence.
+
+    Subclasses implement :meth:`_fit`, :meth:`_score`, :meth:`_sample_distances` (all given
+    validated float64 arrays) and :meth:`_unfitted_copy`; this class does the input checks,
+    keeps the target, and computes the noise floor.
+    """
+
+    def __init__(self) -> None:
+        self._target: FloatArray | None = None
+        self._target_sample_distances: FloatArray | None = None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has been called."""
+        return self._target is not None
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension ``D`` of the fitted target.
+
+        Raises:
+            RuntimeError: If the scorer is not fitted.
+        """
+        return self._require_target().shape[1]
+
+    @property
+    def target_sample_distances(self) -> FloatArray:
+        """Per-sample distances of the target's own samples, shape ``(N,)`` (a read-only view).
+
+        These are in-sample (each sample contributed to the reference it is measured against),
+        which is what a quantile threshold for selecting generated samples should be taken from.
+
+        Raises:
+            RuntimeError: If the scorer is not fitted.
+        """
+        self._require_target()
+        assert self._target_sample_distances is not None
+        view = self._target_sample_distances.view()
+        view.flags.writeable = False
+        return view
+
+    def fit(self, target: ArrayLike) -> Self:
+        """Fit the scorer to the target's embeddings (replacing any previous fit).
+
+        Args:
+            target: Target embeddings, shape ``(N, D)`` with ``N >= 2``.
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            ValueError: If ``target`` is not 2-D, is empty or not finite, or has fewer than 2
+                samples.
+        """
+        arr = np.array(_validate(target, "target", 2), dtype=np.float64, copy=True)
+        if arr.shape[0] < 2:
+            raise ValueError(
+                f"target has {arr.shape[0]} sample; a scorer needs at least 2 target embeddings"
+            )
+        self._fit(arr)
+        self._target = arr
+        self._target_sample_distances = self._sample_distances(arr)
+        return self
+
+    def score(self, batch: ArrayLike) -> float:
+        """Batch-level distance of ``batch`` to the fitted target (lower is closer).
+
+        Args:
+            batch: Embeddings, shape ``(B, D)``.
+
+        Returns:
+            A non-negative distance.
+
+        Raises:
+            RuntimeError: If the scorer is not fitted.
+            ValueError: If ``batch`` is not 2-D, is empty or not finite, or ``D`` differs from
+                the target's.
+        """
+        return float(self._score(self._check_batch(batch)))
+
+    def sample_distances(self, batch: ArrayLike) -> FloatArray:
+        """Distance of each sample of ``batch`` to the target centroid, shape ``(B,)``.
+
+        Same feature space and metric as :meth:`score`.
+
+        Raises:
+            RuntimeError: If the scorer is not fitted.
+            ValueError: If ``batch`` is not 2-D, is empty or not finite, or ``D`` differs from
+                the target's.
+        """
+        return self._sample_distances(self._check_batch(batch))
+
+    def noise_floor(self, batch_size: int, n_splits: int, rng: np.random.Generator) -> NoiseFloor:
+        """How far a batch of real target samples scores from the rest of the target.
+
+        This mirrors how a trial is scored (a generated batch of ``B`` samples against a
+        reference fitted on the target): each split draws ``batch_size`` target samples without
+        replacement, fits a fresh scorer of the same kind on the *other* target samples (so no
+        sample contributes to its own reference, and the z-score statistics come from the
+        reference only), and scores the drawn samples against it.
+
+        The floor depends on the batch size. A batch mean carries sampling noise with a standard
+        error ~ sigma/sqrt(B) (plus ~ sigma/sqrt(N - B) from the reference), so for the centroid
+        distances the floor shrinks roughly as 1/sqrt(B): compare a trial's score only with a
+        floor computed at the trial's batch size.
+
+        If the target has fewer than ``batch_size + 2`` samples, the drawn batch is
+        ``floor(N / 2)`` samples and the reference is the other ``ceil(N / 2)``; the size used
+        is recorded in :attr:`NoiseFloor.batch_size`.
+
+        Args:
+            batch_size: Samples per drawn batch (the trial batch size); at least 1.
+            n_splits: Number of random splits; at least 1.
+            rng: Source of randomness for the splits.
+
+        Returns:
+            The floor: mean and std of the split distances, the batch size used, and the values.
+
+        Raises:
+            RuntimeError: If the scorer is not fitted.
+            ValueError: If ``batch_size`` or ``n_splits`` is below 1, or the target has fewer
+                than 4 samples.
+            TypeError: If ``rng`` is not a ``numpy.random.Generator``.
+        """
+        target = self._require_target()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if n_splits < 1:
+            raise ValueError(f"n_splits must be at least 1, got {n_splits}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got "
+                f"{type(rng).__name__}"
+            )
+        n = target.shape[0]
+        if n < MIN_NOISE_FLOOR_TARGET:
+            raise ValueError(
+                f"the noise floor needs at least {MIN_NOISE_FLOOR_TARGET} target samples (two "
+                f"halves of 2), the target has {n}; embed more target images"
+            )
+        used = batch_size if n >= batch_size + 2 else n // 2
+        values: list[float] = []
+        for _ in range(n_splits):
+            order = rng.permutation(n)
+            reference = self._unfitted_copy().fit(target[order[used:]])
+            values.append(reference.score(target[order[:used]]))
+        arr = np.asarray(values)
+        std = float(arr.std(ddof=1)) if n_splits > 1 else 0.0
+        return NoiseFloor(
+            mean=float(arr.mean()),
+            std=std,
+            batch_size=used,
+            n_splits=n_splits,
+            values=tuple(values),
+        )
+
+    def _require_target(self) -> FloatArray:
+        if self._target is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted: call fit(target_embeddings) before "
+                "scoring"
+            )
+        return self._target
+
+    def _check_batch(self, batch: ArrayLike) -> FloatArray:
+        target = self._require_target()
+        arr = _validate(batch, "batch", 2)
+        if arr.shape[1] != target.shape[1]:
+            raise ValueError(
+                f"feature dimension mismatch: batch has D={arr.shape[1]}, the target the scorer "
+                f"was fitted on has D={target.shape[1]}; embed both with the same layer"
+            )
+        return arr
+
+    @abstractmethod
+    def _fit(self, target: FloatArray) -> None:
+        """Compute the reference from validated target embeddings ``(N, D)``, ``N >= 2``."""
+
+    @abstractmethod
+    def _score(self, batch: FloatArray) -> float:
+        """Batch distance of a validated ``(B, D)`` batch to the reference."""
+
+    @abstractmethod
+    def _sample_distances(self, batch: FloatArray) -> FloatArray:
+        """Per-sample distances ``(B,)`` of a validated ``(B, D)`` batch to the reference."""
+
+    @abstractmethod
+    def _unfitted_copy(self) -> Self:
+        """A new, unfitted scorer with the same settings (used for the noise floor)."""
+
+
+class CentroidScorer(Scorer):
+    """Distance between the centroid of a batch and the centroid of the target.
+
+    Metrics:
+        ``zscore_l2`` (default): each feature dimension is standardised by the target's mean and
+        scale (:func:`~gen_loop.score.distances.feature_stats`), then the L2 distance between
+        centroids is divided by ``sqrt(D)``. The result is the per-dimension RMS of the centroid
+        shift in units of the target's std, so it is comparable across layers of different width
+        and insensitive to the raw magnitude of the features. A batch from the target's own
+        distribution scores about ``sqrt(1/B + 1/N)``.
+        ``l2``: raw L2 distance between centroids (no standardisation, no ``sqrt(D)``).
+        ``cosine``: ``1 - cosine similarity`` of the raw centroids. Raw, not z-scored: after
+        z-scoring the target centroid is the zero vector, where the angle is undefined.
+
+    Per-sample distances use the same space: for ``zscore_l2`` the L2 norm of the z-scored sample
+    (the z-scored target centroid is 0) divided by ``sqrt(D)``; for ``l2`` the raw L2 to the raw
+    target centroid; for ``cosine`` the cosine distance to the raw target centroid.
+
+    Args:
+        metric: One of ``"zscore_l2"``, ``"l2"``, ``"cosine"``.
+        rel_eps: Relative floor on the per-dimension scale (``zscore_l2`` only).
+
+    Raises:
+        ValueError: If ``metric`` is unknown.
+    """
+
+    def __init__(self, metric: Metric = "zscore_l2", rel_eps: float = DEFAULT_REL_EPS) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        if not rel_eps > 0:
+            raise ValueError(f"rel_eps must be positive, got {rel_eps}")
+        super().__init__()
+        self.metric: Metric = metric
+        self.rel_eps = rel_eps
+        self._mean: FloatArray | None = None
+        self._scale: FloatArray | None = None
+        self._centroid: FloatArray | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(metric={self.metric!r})"
+
+    def _fit(self, target: FloatArray) -> None:
+        if self.metric == "zscore_l2":
+            self._mean, self._scale = feature_stats(target, self.rel_eps)
+            self._centroid = np.zeros(target.shape[1])
+        else:
+            self._centroid = target.mean(axis=0)
+
+    def _features(self, x: FloatArray) -> FloatArray:
+        if self.metric != "zscore_l2":
+            return x
+        assert self._mean is not None and self._scale is not None
+        return (x - self._mean) / self._scale
+
+    def _score(self, batch: FloatArray) -> float:
+        assert self._centroid is not None
+        feats = self._features(batch)
+        # A one-row set's mean is the row itself, so this is the distance between centroids.
+        reference = self._centroid[np.newaxis, :]
+        if self.metric == "cosine":
+            return centroid_cosine(feats, reference)
+        distance = centroid_l2(feats, reference)
+        return distance / math.sqrt(batch.shape[1]) if self.metric == "zscore_l2" else distance
+
+    def _sample_distances(self, batch: FloatArray) -> FloatArray:
+        assert self._centroid is not None
+        feats = self._features(batch)
+        if self.metric == "cosine":
+            return sample_cosine(feats, self._centroid)
+        distances = sample_l2(feats, self._centroid)
+        return distances / math.sqrt(batch.shape[1]) if self.metric == "zscore_l2" else distances
+
+    def _unfitted_copy(self) -> Self:
+        return type(self)(self.metric, self.rel_eps)
