@@ -23,6 +23,7 @@ from gen_loop.target import (
 from gen_loop.target import images as images_module
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 LOGGER = "gen_loop.target.images"
@@ -149,9 +150,9 @@ def test_non_ascii_path_reads(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("make", [_garbage, _truncated_jpeg])
-def test_undecodable_file_raises_naming_it(tmp_path: Path, make) -> None:
+def test_undecodable_file_raises_naming_it(tmp_path: Path, make: Callable[[Path], Path]) -> None:
     path = make(tmp_path / "bad.jpg")
-    with pytest.raises(UnreadableImageError, match="bad.jpg") as info:
+    with pytest.raises(UnreadableImageError, match=r"bad\.jpg") as info:
         read_image_rgb(path)
     assert isinstance(info.value, InputDataError)
     assert info.value.path == path
@@ -160,7 +161,7 @@ def test_undecodable_file_raises_naming_it(tmp_path: Path, make) -> None:
 def test_empty_file_raises(tmp_path: Path) -> None:
     path = tmp_path / "empty.png"
     path.write_bytes(b"")
-    with pytest.raises(UnreadableImageError, match="empty.png"):
+    with pytest.raises(UnreadableImageError, match=r"empty\.png"):
         read_image_rgb(path)
 
 
@@ -189,7 +190,7 @@ def test_unexpected_decoded_array_raises(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoded: np.ndarray
 ) -> None:
     monkeypatch.setattr(images_module.cv2, "imread", lambda *_: decoded)
-    with pytest.raises(UnreadableImageError, match="odd.png"):
+    with pytest.raises(UnreadableImageError, match=r"odd\.png"):
         read_image_rgb(tmp_path / "odd.png")
 
 
@@ -234,7 +235,7 @@ def test_folder_without_images_raises_listing_extensions(tmp_path: Path) -> None
     assert ".webp" in message
 
 
-def test_folder_with_only_garbage_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_folder_with_only_garbage_raises(tmp_path: Path) -> None:
     _garbage(tmp_path / "a.jpg")
     _truncated_jpeg(tmp_path / "b.jpg")
     with pytest.raises(InputDataError, match="no readable image") as info:
@@ -320,7 +321,9 @@ def test_max_images_takes_first_readable_in_sorted_order(tmp_path: Path) -> None
     ("size", "max_images"),
     [((0, 8), None), ((8, -1), None), ((8,), None), ((8.0, 8), None), ((8, 8), 0), ((8, 8), 1.5)],
 )
-def test_bad_arguments_raise_value_error(tmp_path: Path, size, max_images) -> None:
+def test_bad_arguments_raise_value_error(
+    tmp_path: Path, size: tuple[int, int], max_images: int | None
+) -> None:
     _write_rgb(tmp_path / "a.png", _solid(4, 4, (1, 2, 3)))
     with pytest.raises(ValueError):
         load_image_folder(tmp_path, size, max_images=max_images)
@@ -332,7 +335,7 @@ def test_bad_arguments_raise_value_error(tmp_path: Path, size, max_images) -> No
 def _folder_of_noise(folder: Path) -> Path:
     folder.mkdir()
     for index in range(3):
-        _write_rgb(folder / f"n{index}.png", _noise(5, 5, seed=index))
+        _write_rgb(folder / f"n{index}.bmp", _noise(5, 5, seed=index))
     return folder
 
 
@@ -342,18 +345,20 @@ def test_fingerprint_depends_on_contents_not_location(tmp_path: Path) -> None:
     assert len(first.fingerprint) == 64
     assert first.fingerprint == second.fingerprint
 
-    path = tmp_path / "two" / "n1.png"
+    path = tmp_path / "two" / "n1.bmp"
     data = bytearray(path.read_bytes())
-    data[-5] ^= 0x01  # inside the trailing IEND chunk: decodes the same, bytes differ
+    data[-3] ^= 0x01  # one pixel byte of uncompressed BMP data: still decodes
     path.write_bytes(bytes(data))
-    assert load_image_folder(tmp_path / "two", (5, 5)).fingerprint != first.fingerprint
+    changed = load_image_folder(tmp_path / "two", (5, 5))
+    assert changed.paths == tuple(tmp_path / "two" / p.name for p in first.paths)
+    assert changed.fingerprint != first.fingerprint
 
 
 def test_fingerprint_depends_on_size_and_names(tmp_path: Path) -> None:
     folder = _folder_of_noise(tmp_path / "one")
     base = load_image_folder(folder, (5, 5)).fingerprint
     assert load_image_folder(folder, (6, 5)).fingerprint != base
-    (folder / "n2.png").rename(folder / "renamed.png")
+    (folder / "n2.bmp").rename(folder / "renamed.bmp")
     assert load_image_folder(folder, (5, 5)).fingerprint != base
 
 

@@ -36,7 +36,9 @@ def _validate(x: ArrayLike, name: str, ndim: int) -> FloatArray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != ndim:
         shape = "(N, D)" if ndim == 2 else "(D,)"
-        raise ValueError(f"{name} must be a {ndim}-D array of shape {shape}, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a {ndim}-D array of shape {shape}, got shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); it needs at least one value")
     if not np.all(np.isfinite(arr)):

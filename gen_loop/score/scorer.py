@@ -1,4 +1,4 @@
-"""Scorers: fitted once on the target's embeddings, then score batch after batch of generated ones."""
+"""Scorers: fitted once on the target's embeddings, then scoring batch after generated batch."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 Metric = Literal["zscore_l2", "l2", "cosine"]
-METRICS: tuple[str, ...] = get_args(Metric)
+METRICS: tuple[Metric, ...] = get_args(Metric)
 
 #: The smallest target for which a noise floor is defined (two halves of two samples each).
 MIN_NOISE_FLOOR_TARGET = 4
@@ -163,9 +163,11 @@ class Scorer(ABC):
         reference only), and scores the drawn samples against it.
 
         The floor depends on the batch size. A batch mean carries sampling noise with a standard
-        error ~ sigma/sqrt(B) (plus ~ sigma/sqrt(N - B) from the reference), so for the centroid
-        distances the floor shrinks roughly as 1/sqrt(B): compare a trial's score only with a
-        floor computed at the trial's batch size.
+        error ~ sigma/sqrt(B) (plus ~ sigma/sqrt(N - B) from the reference), so for the L2
+        distances the floor shrinks roughly as 1/sqrt(B) (``zscore_l2``: about
+        ``sqrt(1/B + 1/(N - B))``); the cosine distance is quadratic in a small angle, so its
+        floor shrinks roughly as 1/B. Compare a trial's score only with a floor computed at the
+        trial's batch size.
 
         If the target has fewer than ``batch_size + 2`` samples, the drawn batch is
         ``floor(N / 2)`` samples and the reference is the other ``ceil(N / 2)``; the size used
@@ -220,8 +222,7 @@ class Scorer(ABC):
     def _require_target(self) -> FloatArray:
         if self._target is None:
             raise RuntimeError(
-                f"{type(self).__name__} is not fitted: call fit(target_embeddings) before "
-                "scoring"
+                f"{type(self).__name__} is not fitted: call fit(target_embeddings) before scoring"
             )
         return self._target
 

@@ -105,7 +105,9 @@ def image_grid(
     cells = [_check_rgb(image, f"images[{i}]") for i, image in enumerate(images)]
     height, width = cells[0].shape[:2]
     cells = [
-        c if c.shape[:2] == (height, width) else cv2.resize(c, (width, height), cv2.INTER_AREA)
+        c
+        if c.shape[:2] == (height, width)
+        else np.asarray(cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA))
         for c in cells
     ]
     if boxes is not None:

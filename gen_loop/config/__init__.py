@@ -1,0 +1,36 @@
+"""Configuration: structured schemas, their registration and validation."""
+
+from gen_loop.config.schema import (
+    DemoTargetConfig,
+    EmbedderConfig,
+    FinetuneConfig,
+    GenerateConfig,
+    GeneratorConfig,
+    ParamRangeConfig,
+    RunConfig,
+    ScoreConfig,
+    SearchConfig,
+    SelectionConfig,
+    TargetConfig,
+    TrackingConfig,
+    TrainBaseConfig,
+)
+from gen_loop.config.store import CONF_DIR, register_configs
+
+__all__ = [
+    "CONF_DIR",
+    "DemoTargetConfig",
+    "EmbedderConfig",
+    "FinetuneConfig",
+    "GenerateConfig",
+    "GeneratorConfig",
+    "ParamRangeConfig",
+    "RunConfig",
+    "ScoreConfig",
+    "SearchConfig",
+    "SelectionConfig",
+    "TargetConfig",
+    "TrackingConfig",
+    "TrainBaseConfig",
+    "register_configs",
+]

@@ -1,0 +1,180 @@
+"""Structured configs: one dataclass per option of each config group.
+
+YAML files under ``conf/`` fill in values; ``MISSING`` marks what the user must give. Kept
+free of ``from __future__ import annotations`` and of ``X | None``: OmegaConf reads these
+annotations at run time and understands ``Optional``.
+"""
+
+# ruff: noqa: UP007, UP045
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class GeneratorConfig:
+    """A generator: ``_target_`` builds it; ``params`` are the current (source) settings,
+    the starting point of the search (trial 0) and the values of unsearched parameters."""
+
+    _target_: str = "gen_loop.generator.ProceduralGenerator"
+    width: int = 256
+    height: int = 256
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EmbedderConfig:
+    """The detector whose backbone embeds images (see ``gen_loop.embedder.YoloEmbedder``)."""
+
+    model: str = "yolov7-tiny"
+    # A checkpoint path; "base" = the base model (shipped, or made by `train-base`);
+    # "random" = random initialisation (only when explicitly asked).
+    weights: str = "base"
+    layers: list[int] = field(default_factory=lambda: [28])
+    imgsz: int = 256
+    device: str = "auto"
+    batch_size: int = 32
+    half: Optional[bool] = None
+    seed: int = 0
+
+
+@dataclass
+class ScoreConfig:
+    """How a batch is scored against the target."""
+
+    metric: str = "zscore_l2"  # zscore_l2 | l2 | cosine
+    noise_floor_splits: int = 20
+
+
+@dataclass
+class ParamRangeConfig:
+    """One searched parameter."""
+
+    type: str = "float"  # float | int | categorical
+    low: Optional[float] = None
+    high: Optional[float] = None
+    log: bool = False
+    step: Optional[float] = None
+    choices: Optional[list[Any]] = None
+
+
+@dataclass
+class SearchConfig:
+    """Optuna ask/tell search and the convergence rule."""
+
+    sampler: str = "tpe"  # tpe | random | qmc
+    n_trials: int = 60
+    timeout_s: Optional[float] = None
+    batch_size: int = 32
+    seed: int = 0
+    scene_seed: int = 0  # every trial renders these scenes (common random numbers)
+    n_startup_trials: int = 10
+    multivariate: bool = True
+    study_name: str = "gen_loop"
+    storage: Optional[str] = None  # None: sqlite file optuna.db in the run folder
+    space: dict[str, ParamRangeConfig] = field(default_factory=dict)
+    floor_factor: float = 1.0  # stop when best <= floor_factor * noise floor
+    patience: int = 25  # ... or no relative improvement >= min_rel_improvement for this many
+    min_rel_improvement: float = 0.01
+    max_consecutive_failures: int = 5
+
+
+@dataclass
+class DemoTargetConfig:
+    """The embedded "client camera" made by the generator with hidden parameters."""
+
+    n: int = 160
+    seed: int = 777
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TargetConfig:
+    """The unlabeled target images; ``path=null`` uses the embedded demo target."""
+
+    path: Optional[str] = None
+    max_images: Optional[int] = None
+    # A labeled holdout (YOLO data.yaml) for evaluation; the demo target supplies its own.
+    labels: Optional[str] = None
+    demo: DemoTargetConfig = field(default_factory=DemoTargetConfig)
+
+
+@dataclass
+class SelectionConfig:
+    """Which samples of the final pool are kept for fine-tuning."""
+
+    pool_size: int = 256
+    pool_seed: int = 1  # fresh scenes, not the search's scene seeds
+    method: str = "quantile"  # quantile | topk
+    quantile: float = 0.9  # keep samples closer than this quantile of the target's own
+    top_k: int = 128
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning the base detector on the selected samples, and evaluation."""
+
+    enabled: bool = True
+    epochs: int = 8
+    batch: int = 16
+    imgsz: int = 256
+    lr0: float = 0.001
+    augment: bool = False
+    val_fraction: float = 0.2
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking; ``uri=null`` means a SQLite store ``mlflow.db`` in the working dir."""
+
+    uri: Optional[str] = None
+    experiment: str = "gen_loop"
+    artifact_location: Optional[str] = None
+    trial_images: int = 8  # images in each trial's sample grid (0 = none)
+
+
+@dataclass
+class RunConfig:
+    """``python -m gen_loop run``."""
+
+    generator: GeneratorConfig = MISSING
+    embedder: EmbedderConfig = MISSING
+    score: ScoreConfig = MISSING
+    search: SearchConfig = MISSING
+    target: TargetConfig = MISSING
+    selection: SelectionConfig = MISSING
+    finetune: FinetuneConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    run_dir: str = MISSING
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class GenerateConfig:
+    """``python -m gen_loop generate out=DIR n=N [generator.params.NAME=VALUE ...]``."""
+
+    generator: GeneratorConfig = MISSING
+    out: str = MISSING
+    n: int = 16
+    seed: int = 0
+
+
+@dataclass
+class TrainBaseConfig:
+    """``python -m gen_loop train-base``: the base detector on source data."""
+
+    generator: GeneratorConfig = MISSING
+    embedder: EmbedderConfig = MISSING
+    data: Optional[str] = None  # a labeled YOLO data.yaml; None = default-parameter images
+    n_train: int = 400
+    n_val: int = 80
+    seed: int = 1000
+    epochs: int = 40
+    batch: int = 16
+    device: str = "auto"
+    out: str = MISSING
+    install: str = "none"  # none | cache | package: where `embedder.weights=base` looks
+    cache_dir: Optional[str] = None

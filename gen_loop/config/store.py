@@ -1,0 +1,36 @@
+"""Register the structured configs in Hydra's ConfigStore (the YAML under conf/ extends them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+
+from gen_loop.config import schema
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+_GROUP_SCHEMAS = {
+    ("generator", "base_procedural"): schema.GeneratorConfig,
+    ("embedder", "base_yolov7_tiny"): schema.EmbedderConfig,
+    ("score", "base_centroid"): schema.ScoreConfig,
+    ("search", "base_search"): schema.SearchConfig,
+    ("target", "base_target"): schema.TargetConfig,
+    ("selection", "base_selection"): schema.SelectionConfig,
+    ("finetune", "base_finetune"): schema.FinetuneConfig,
+    ("tracking", "base_mlflow"): schema.TrackingConfig,
+}
+_ROOT_SCHEMAS = {
+    "base_run": schema.RunConfig,
+    "base_generate": schema.GenerateConfig,
+    "base_train_base": schema.TrainBaseConfig,
+}
+
+
+def register_configs() -> None:
+    """Store every schema; safe to call more than once."""
+    store = ConfigStore.instance()
+    for (group, name), node in _GROUP_SCHEMAS.items():
+        store.store(group=group, name=name, node=node)
+    for name, node in _ROOT_SCHEMAS.items():
+        store.store(name=name, node=node)

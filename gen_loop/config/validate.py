@@ -1,0 +1,94 @@
+"""Check a resolved config before any work, with errors that name the config key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gen_loop.config.schema import EmbedderConfig, RunConfig
+from gen_loop.errors import ConfigError
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_METRICS = ("zscore_l2", "l2", "cosine")
+_SAMPLERS = ("tpe", "random", "qmc")
+_SELECTION = ("quantile", "topk")
+
+
+def check_device(key: str, device: str) -> None:
+    """``device`` is auto, cpu, cuda or cuda:N, and CUDA exists when it is asked for."""
+    if not _DEVICE.match(device):
+        raise ConfigError(key, f"{device!r}: use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(key, f"{device!r} asked for, but CUDA is not available here")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(key, f"{device!r}: only {torch.cuda.device_count()} GPU(s)")
+
+
+def check_embedder(cfg: EmbedderConfig) -> None:
+    """The embedder's settings, and a weights path that exists."""
+    check_device("embedder.device", cfg.device)
+    _positive("embedder.imgsz", cfg.imgsz)
+    _positive("embedder.batch_size", cfg.batch_size)
+    if cfg.imgsz % 32:
+        raise ConfigError("embedder.imgsz", f"{cfg.imgsz} must be a multiple of 32 (stride)")
+    if not cfg.layers:
+        raise ConfigError("embedder.layers", "name at least one layer index")
+    if cfg.weights not in ("base", "random") and not Path(cfg.weights).is_file():
+        raise ConfigError(
+            "embedder.weights", f"{cfg.weights} is not a file (use base, random or a .pt path)"
+        )
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Everything of ``run`` that can be checked without loading data or models."""
+    check_embedder(cfg.embedder)
+    s = cfg.search
+    _positive("search.n_trials", s.n_trials)
+    if s.batch_size < 2:
+        raise ConfigError("search.batch_size", f"{s.batch_size}: needs at least 2 images")
+    _choice("search.sampler", s.sampler, _SAMPLERS)
+    if s.n_startup_trials < 0:
+        raise ConfigError("search.n_startup_trials", "must be >= 0")
+    _positive("search.floor_factor", s.floor_factor)
+    _positive("search.patience", s.patience)
+    _positive("search.max_consecutive_failures", s.max_consecutive_failures)
+    if s.timeout_s is not None:
+        _positive("search.timeout_s", s.timeout_s)
+    _choice("score.metric", cfg.score.metric, _METRICS)
+    _positive("score.noise_floor_splits", cfg.score.noise_floor_splits)
+    sel = cfg.selection
+    _choice("selection.method", sel.method, _SELECTION)
+    _positive("selection.pool_size", sel.pool_size)
+    _positive("selection.top_k", sel.top_k)
+    if not 0.0 < sel.quantile <= 1.0:
+        raise ConfigError("selection.quantile", f"{sel.quantile} must be in (0, 1]")
+    ft = cfg.finetune
+    check_device("finetune.device", ft.device)
+    _positive("finetune.epochs", ft.epochs)
+    _positive("finetune.batch", ft.batch)
+    if not 0.0 <= ft.val_fraction < 1.0:
+        raise ConfigError("finetune.val_fraction", f"{ft.val_fraction} must be in [0, 1)")
+    t = cfg.target
+    if t.path is not None and not Path(t.path).is_dir():
+        raise ConfigError("target.path", f"{t.path} is not a folder of images")
+    if t.labels is not None and not Path(t.labels).is_file():
+        raise ConfigError("target.labels", f"{t.labels} is not a YOLO data.yaml file")
+    if t.max_images is not None:
+        _positive("target.max_images", t.max_images)
+    _positive("target.demo.n", t.demo.n)
+    if t.path is None and t.demo.n < 4:
+        raise ConfigError("target.demo.n", "the demo target needs at least 4 images")
+
+
+def _positive(key: str, value: float) -> None:
+    if value is None or value <= 0:
+        raise ConfigError(key, f"{value} must be > 0")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(key, f"{value!r}: use one of {list(choices)}")

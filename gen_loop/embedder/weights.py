@@ -1,0 +1,58 @@
+"""Resolve and build detector models: a shipped architecture, a YAML, or a checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gen_loop.errors import InputDataError
+
+if TYPE_CHECKING:
+    from ultralytics import YOLO
+
+SHIPPED_MODELS = {"yolov7-tiny": "yolov7-tiny.yaml"}
+BASE_WEIGHTS_NAME = "yolov7-tiny-base.pt"
+
+
+def model_yaml(model: str) -> str:
+    """The path of an architecture: a shipped name (``yolov7-tiny``) or any ultralytics YAML."""
+    if model in SHIPPED_MODELS:
+        return str(resources.files("gen_loop.embedder") / "models" / SHIPPED_MODELS[model])
+    return model
+
+
+def shipped_base_weights() -> Path:
+    """The base detector shipped with the package (see ``python -m gen_loop train-base``)."""
+    return Path(str(resources.files("gen_loop.embedder") / "weights" / BASE_WEIGHTS_NAME))
+
+
+def build_model(model: str, weights: Path | None, seed: int) -> YOLO:
+    """An ultralytics model from ``weights`` if given, else ``model`` randomly initialised.
+
+    Random initialisation is seeded inside a forked torch RNG, so building a model never
+    reseeds the caller's global generator.
+    """
+    import torch
+    from ultralytics import YOLO
+
+    if weights is not None:
+        if not weights.is_file():
+            raise InputDataError(
+                f"weights file {weights} does not exist; give embedder.weights=PATH to a "
+                "checkpoint, or run `python -m gen_loop train-base` to make the base model"
+            )
+        return YOLO(str(weights))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return YOLO(model_yaml(model))
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's contents (for cache keys and run fingerprints)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,73 @@
+"""Build the loop's components from their configs (the only place that reads configs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.utils import instantiate
+
+from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
+from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
+from gen_loop.errors import ConfigError, InputDataError
+from gen_loop.generator.base import Generator
+from gen_loop.generator.params import ParamValue
+
+log = logging.getLogger(__name__)
+
+
+def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamValue]]:
+    """The generator and its current parameters (defaults overlaid with ``generator.params``)."""
+    settings = {"_target_": cfg._target_, "width": cfg.width, "height": cfg.height}
+    try:
+        generator: Generator = instantiate(settings)
+    except Exception as err:
+        raise ConfigError("generator", f"cannot build {cfg._target_}: {err}") from err
+    params: dict[str, ParamValue] = {}
+    for name, value in cfg.params.items():
+        if name not in generator.parameters:
+            raise ConfigError(
+                f"generator.params.{name}", f"unknown parameter; known: {sorted(generator.parameters)}"
+            )
+        try:
+            params[name] = generator.parameters[name].validate(value)
+        except ValueError as err:
+            raise ConfigError(f"generator.params.{name}", str(err)) from err
+    return generator, generator.resolve_params(params)
+
+
+def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
+    """The checkpoint ``embedder.weights`` names: a path, the base model, or None (random)."""
+    if cfg.weights == "random":
+        return None
+    if cfg.weights != "base":
+        return Path(cfg.weights)
+    if cfg.model != "yolov7-tiny":
+        raise ConfigError(
+            "embedder.weights",
+            f"the base weights are for yolov7-tiny; with embedder.model={cfg.model} give a "
+            "checkpoint path or weights=random",
+        )
+    for candidate in (cache_dir / "base" / BASE_WEIGHTS_NAME, shipped_base_weights()):
+        if candidate.is_file():
+            return candidate
+    raise InputDataError(
+        "no base detector found: run `python -m gen_loop train-base install=true`, or give "
+        "embedder.weights=PATH (or embedder.weights=random for an untrained network)"
+    )
+
+
+def build_embedder(cfg: EmbedderConfig, weights: Path | None):  # noqa: ANN201
+    """The YOLO embedder of ``cfg`` with ``weights``."""
+    from gen_loop.embedder.yolo import YoloEmbedder
+
+    return YoloEmbedder(
+        model=cfg.model,
+        weights=weights,
+        layers=cfg.layers,
+        imgsz=cfg.imgsz,
+        device=cfg.device,
+        batch_size=cfg.batch_size,
+        half=cfg.half,
+        seed=cfg.seed,
+    )

@@ -1,0 +1,119 @@
+"""After the search: render a fresh pool with the best parameters, keep the samples closest
+to the target, fine-tune the base detector on them and evaluate before/after."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gen_loop.config.schema import FinetuneConfig, SelectionConfig
+from gen_loop.embedder.base import Embedder
+from gen_loop.finetune.train import evaluate_detector, train_detector
+from gen_loop.generator.base import Batch, Generator
+from gen_loop.generator.params import ParamValue
+from gen_loop.generator.yolo_io import write_yolo_dataset
+from gen_loop.score.scorer import Scorer
+from gen_loop.selection.select import select_closest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected samples.
+
+    Attributes:
+        batch: the selected images and labels, closest first.
+        distances: their distances to the target centroid.
+        threshold: the distance threshold that was applied.
+        pool_size: how many samples were rendered.
+        data_yaml: the YOLO dataset written from them.
+        manifest: a JSON file listing each selected sample, its seed and distance.
+    """
+
+    batch: Batch
+    distances: np.ndarray
+    threshold: float
+    pool_size: int
+    data_yaml: Path
+    manifest: Path
+
+
+def select_pool(
+    generator: Generator,
+    embedder: Embedder,
+    scorer: Scorer,
+    params: dict[str, ParamValue],
+    cfg: SelectionConfig,
+    val_fraction: float,
+    out_dir: Path,
+) -> Selection:
+    """Render ``cfg.pool_size`` fresh scenes with ``params`` and keep the closest samples."""
+    pool = generator.generate(params, cfg.pool_size, cfg.pool_seed)
+    distances = scorer.sample_distances(embedder.embed(pool.images))
+    chosen, threshold = select_closest(
+        distances, cfg.method, scorer.target_sample_distances, cfg.quantile, cfg.top_k
+    )
+    if len(chosen) == 0:
+        # Nothing as close as the target's own samples: keep the closest quarter instead of
+        # fine-tuning on nothing, and say so.
+        chosen = np.argsort(distances)[: max(1, cfg.pool_size // 4)]
+        log.warning("no pool sample within threshold %.4g; keeping the closest %d",
+                    threshold, len(chosen))
+    selected = pool.subset(chosen)
+    n_val = int(round(len(selected) * val_fraction)) if len(selected) >= 5 else 0
+    train = selected.subset(np.arange(n_val, len(selected)))
+    val = selected.subset(np.arange(n_val)) if n_val else None
+    data_yaml = write_yolo_dataset(train, out_dir, val=val, prefix="sel")
+    manifest = out_dir / "manifest.json"
+    rows = [
+        {"rank": r, "pool_index": int(i), "seed": int(pool.seeds[i]),
+         "distance": float(distances[i]), "split": "val" if r < n_val else "train"}
+        for r, i in enumerate(chosen)
+    ]
+    manifest.write_text(json.dumps({
+        "params": params, "threshold": threshold, "method": cfg.method,
+        "pool_size": cfg.pool_size, "pool_seed": cfg.pool_seed, "samples": rows,
+    }, indent=2))
+    return Selection(selected, distances[chosen], threshold, cfg.pool_size, data_yaml, manifest)
+
+
+def finetune_and_evaluate(
+    base_weights: Path,
+    model: str,
+    selection: Selection,
+    eval_yaml: Path | None,
+    cfg: FinetuneConfig,
+    device: str,
+    out_dir: Path,
+) -> tuple[Path, dict[str, Any]]:
+    """Fine-tune ``base_weights`` on the selection; evaluate before and after on ``eval_yaml``.
+
+    Returns:
+        The fine-tuned weights and ``{"before": metrics, "after": metrics}`` (or a
+        ``skipped`` message when there are no labeled target images).
+    """
+    evaluation: dict[str, Any] = {}
+    if eval_yaml is not None:
+        before = evaluate_detector(base_weights, eval_yaml, cfg.imgsz, cfg.batch, device,
+                                   out_dir / "eval_before")
+        evaluation["before"] = before.as_dict()
+    weights = train_detector(
+        selection.data_yaml, out_dir / "train", model, base_weights, cfg.epochs, cfg.imgsz,
+        cfg.batch, device, cfg.seed, lr0=cfg.lr0, augment=cfg.augment,
+    )
+    if eval_yaml is not None:
+        after = evaluate_detector(weights, eval_yaml, cfg.imgsz, cfg.batch, device,
+                                  out_dir / "eval_after")
+        evaluation["after"] = after.as_dict()
+    else:
+        evaluation["skipped"] = (
+            "no labeled target data: evaluation skipped (give target.labels=DATA_YAML "
+            "for a labeled holdout)"
+        )
+    return weights, evaluation

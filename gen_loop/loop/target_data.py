@@ -1,0 +1,42 @@
+"""The target as the loop sees it: the user's folder, or the embedded demo target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gen_loop.config.schema import TargetConfig
+from gen_loop.generator.base import Generator
+from gen_loop.generator.params import ParamValue
+from gen_loop.target.demo import demo_target
+from gen_loop.target.images import ImageSet, load_image_folder
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """Target images and what is known about them.
+
+    Attributes:
+        images: the loaded images (resized to the generator's size) and their fingerprint.
+        labels_yaml: a labeled YOLO data.yaml for evaluation, if any.
+        hidden_params: the demo target's hidden parameters (None for a user target).
+        description: one line for the console.
+    """
+
+    images: ImageSet
+    labels_yaml: Path | None
+    hidden_params: dict[str, ParamValue] | None
+    description: str
+
+
+def load_target(cfg: TargetConfig, generator: Generator, cache_dir: Path) -> TargetData:
+    """Load ``target.path``, or make/load the demo target when it is null."""
+    size = (int(getattr(generator, "width", 256)), int(getattr(generator, "height", 256)))
+    labels = Path(cfg.labels) if cfg.labels else None
+    if cfg.path is not None:
+        images = load_image_folder(Path(cfg.path), size, cfg.max_images)
+        return TargetData(images, labels, None, f"folder {cfg.path}")
+    demo = demo_target(generator, cfg.demo.params, cfg.demo.n, cfg.demo.seed, cache_dir)
+    images = load_image_folder(demo.images_dir, size, cfg.max_images)
+    return TargetData(images, labels or demo.data_yaml, demo.params,
+                      f"embedded demo client camera {demo.images_dir}")
