@@ -35,9 +35,14 @@ log = logging.getLogger("gen_loop")
 def _run(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
+    from gen_loop.config.validate import check_run_config
+
+    run_cfg = OmegaConf.to_object(cfg)
+    # Checked before the loop is imported (torch): a bad value fails in well under a second.
+    check_run_config(run_cfg)  # type: ignore[arg-type]
     from gen_loop.loop.run import run
 
-    run(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+    run(run_cfg)  # type: ignore[arg-type]
 
 
 def _generate(cfg: DictConfig) -> None:
@@ -67,10 +72,16 @@ def _reported(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
     """Print gen_loop's own errors as one line (exit 2) instead of a traceback."""
 
     def wrapper(cfg: DictConfig) -> None:
+        from omegaconf.errors import MissingMandatoryValue
+
         try:
             task(cfg)
         except GenLoopError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        except MissingMandatoryValue as err:  # a `???` left unset, e.g. target=folder alone
+            key = err.full_key
+            print(f"error: config key '{key}' must be given: add {key}=...", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
             print("stopped by the user", file=sys.stderr, flush=True)
@@ -89,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    from gen_loop._env import set_env_defaults
+
+    set_env_defaults()
     import hydra
 
     from gen_loop.config.store import CONF_DIR, register_configs

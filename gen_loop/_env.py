@@ -35,6 +35,13 @@ def default_cache_dir() -> Path:
     return Path(root) / "gen_loop" if root else Path.home() / ".cache" / "gen_loop"
 
 
+def set_env_defaults() -> None:
+    """Offline/quiet environment variables, unless the user set them; call before importing
+    ultralytics, albumentations or mlflow (they read them at import time)."""
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def configure_offline(cache_dir: Path | None = None) -> None:
     """Set the environment so no library reaches the network or touches the MLflow run.
 
@@ -43,8 +50,7 @@ def configure_offline(cache_dir: Path | None = None) -> None:
     off without editing the user's own, with a font file in place so that plotting never tries
     to download Arial.ttf.
     """
-    for key, value in _ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    set_env_defaults()
     config_dir = Path(
         os.environ.setdefault(
             "YOLO_CONFIG_DIR", str((cache_dir or default_cache_dir()) / "ultralytics")

@@ -44,15 +44,25 @@ def train_base_command(cfg: TrainBaseConfig) -> Path:
     generator, _ = build_generator(cfg.generator)
     device = resolve_device(cfg.device)
     best = train_base(
-        generator, Path(cfg.out), cfg.n_train, cfg.n_val, cfg.seed, cfg.embedder.model,
-        cfg.epochs, cfg.embedder.imgsz, cfg.batch,
+        generator,
+        Path(cfg.out),
+        cfg.n_train,
+        cfg.n_val,
+        cfg.seed,
+        cfg.embedder.model,
+        cfg.epochs,
+        cfg.embedder.imgsz,
+        cfg.batch,
         "cpu" if device.type == "cpu" else str(device.index or 0),
         Path(cfg.data) if cfg.data else None,
     )
     print(f"base detector: {best}")
     if cfg.install != "none":
-        dest = (cache_dir / "base" / BASE_WEIGHTS_NAME if cfg.install == "cache"
-                else shipped_base_weights())
+        dest = (
+            cache_dir / "base" / BASE_WEIGHTS_NAME
+            if cfg.install == "cache"
+            else shipped_base_weights()
+        )
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(best, dest)
         print(f"installed as the base model: {dest}")

@@ -5,7 +5,7 @@ free of ``from __future__ import annotations`` and of ``X | None``: OmegaConf re
 annotations at run time and understands ``Optional``.
 """
 
-# ruff: noqa: UP007, UP045
+# ruff: noqa: UP045
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -144,7 +144,10 @@ class RunConfig:
     embedder: EmbedderConfig = MISSING
     score: ScoreConfig = MISSING
     search: SearchConfig = MISSING
-    target: TargetConfig = MISSING
+    # `target.path` starts MISSING here, not None: demo.yaml sets it to null, and target=folder
+    # must fail without a path rather than fall back to the demo (a `???` in YAML cannot
+    # replace a value already there, such as the dataclass's None).
+    target: TargetConfig = field(default_factory=lambda: TargetConfig(path=MISSING))
     selection: SelectionConfig = MISSING
     finetune: FinetuneConfig = MISSING
     tracking: TrackingConfig = MISSING

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,12 +23,11 @@ def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; otherwise ``cpu``, ``cuda`` or ``cuda:N`` as given."""
     if device == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
-    if resolved.type not in ("cpu", "cuda"):
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise ValueError(f"device {device!r}: use auto, cpu, cuda or cuda:N")
-    return resolved
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
+    return torch.device(device)
 
 
 class YoloEmbedder(Embedder):
@@ -64,7 +65,7 @@ class YoloEmbedder(Embedder):
         self.imgsz = imgsz
         self.batch_size = batch_size
         detector = build_model(model, weights, seed)
-        net = detector.model
+        net: Any = detector.model
         n_layers = len(net.model)
         bad = [i for i in layers if not 0 <= i < n_layers]
         if not layers or bad:
@@ -91,7 +92,9 @@ class YoloEmbedder(Embedder):
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
+            raise ValueError(
+                f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}"
+            )
         chunks = [
             self._embed_chunk(images[i : i + self.batch_size])
             for i in range(0, len(images), self.batch_size)
@@ -106,14 +109,18 @@ class YoloEmbedder(Embedder):
 
     def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
         if images.shape[1:3] != (self.imgsz, self.imgsz):
-            images = np.stack([cv2.resize(im, (self.imgsz, self.imgsz),
-                                          interpolation=cv2.INTER_AREA) for im in images])
+            images = np.stack(
+                [
+                    cv2.resize(im, (self.imgsz, self.imgsz), interpolation=cv2.INTER_AREA)
+                    for im in images
+                ]
+            )
         x = torch.from_numpy(images).to(self.device, non_blocking=True)
         # NHWC uint8 -> NCHW view in channels-last memory: no copy of the layout.
         x = x.permute(0, 3, 1, 2).to(dtype=torch.float16 if self.half else torch.float32)
         return x.div_(255.0).contiguous(memory_format=torch.channels_last)
 
-    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _forward(self, x: Any) -> list[torch.Tensor]:
         """Run the layers up to the deepest requested one, routing like ultralytics does."""
         # Negative sources count back from the current layer, as in ultralytics' own loop.
         outputs: list[torch.Tensor | None] = []
@@ -121,9 +128,11 @@ class YoloEmbedder(Embedder):
         for i, module in enumerate(self._modules):
             source = module.f
             if source != -1:
-                x = outputs[source] if isinstance(source, int) else [
-                    x if j == -1 else outputs[j] for j in source
-                ]
+                x = (
+                    outputs[source]
+                    if isinstance(source, int)
+                    else [x if j == -1 else outputs[j] for j in source]
+                )
             x = module(x)
             outputs.append(x if i in self._keep else None)
             if i in self.layers:
@@ -134,5 +143,7 @@ class YoloEmbedder(Embedder):
     def _probe_dim(self) -> int:
         probe = torch.zeros(1, 3, 64, 64, device=self.device)
         probe = probe.half() if self.half else probe
-        return sum(int(f.shape[1]) for f in self._forward(probe.contiguous(
-            memory_format=torch.channels_last)))
+        return sum(
+            int(f.shape[1])
+            for f in self._forward(probe.contiguous(memory_format=torch.channels_last))
+        )

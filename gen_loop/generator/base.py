@@ -93,9 +93,7 @@ class Generator(ABC):
         specs = self.parameters
         unknown = sorted(set(params) - set(specs))
         if unknown:
-            raise KeyError(
-                f"unknown generator parameter(s) {unknown}; known: {sorted(specs)}"
-            )
+            raise KeyError(f"unknown generator parameter(s) {unknown}; known: {sorted(specs)}")
         resolved = self.default_params()
         for name, value in params.items():
             resolved[name] = specs[name].validate(value)

@@ -35,7 +35,7 @@ class ParamSpec:
             if value not in self.choices:
                 raise ValueError(f"{self.name}={value!r} is not one of {list(self.choices)}")
             return value
-        if isinstance(value, str) or isinstance(value, bool):
+        if isinstance(value, (str, bool)):
             raise ValueError(f"{self.name}={value!r} must be a number")
         number = float(value)
         assert self.low is not None and self.high is not None

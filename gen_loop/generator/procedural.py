@@ -12,11 +12,23 @@ from gen_loop.generator.scene import SceneSettings, boxes_from_masks, render_sce
 from gen_loop.generator.sensor import SENSOR_PARAMETERS, SensorModel
 
 SCENE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("sun_elevation", 45.0, 5.0, 90.0, "deg",
-              "sun elevation: light level and sky colour (5 = dusk, 90 = noon)"),
+    ParamSpec(
+        "sun_elevation",
+        45.0,
+        5.0,
+        90.0,
+        "deg",
+        "sun elevation: light level and sky colour (5 = dusk, 90 = noon)",
+    ),
     ParamSpec("fog", 0.0, 0.0, 1.0, "", "fog density; fog thickens with distance"),
-    ParamSpec("object_density", 1.0, 0.3, 3.0, "",
-              "multiplier on the mean number of objects per image (8 at 1.0)"),
+    ParamSpec(
+        "object_density",
+        1.0,
+        0.3,
+        3.0,
+        "",
+        "multiplier on the mean number of objects per image (8 at 1.0)",
+    ),
 )
 
 

@@ -19,11 +19,21 @@ CAR, TRUCK, PEDESTRIAN = 0, 1, 2
 _SIZES_M = {CAR: (1.8, 1.5), TRUCK: (2.5, 3.4), PEDESTRIAN: (0.55, 1.75)}
 _CLASS_SHARE = np.array([0.5, 0.15, 0.35])  # car, truck, pedestrian
 _CAR_COLOURS = np.array(
-    [[0.8, 0.1, 0.1], [0.1, 0.2, 0.6], [0.85, 0.85, 0.85], [0.1, 0.1, 0.1], [0.5, 0.5, 0.55],
-     [0.9, 0.75, 0.1], [0.2, 0.45, 0.25], [0.6, 0.3, 0.1]], dtype=np.float32
+    [
+        [0.8, 0.1, 0.1],
+        [0.1, 0.2, 0.6],
+        [0.85, 0.85, 0.85],
+        [0.1, 0.1, 0.1],
+        [0.5, 0.5, 0.55],
+        [0.9, 0.75, 0.1],
+        [0.2, 0.45, 0.25],
+        [0.6, 0.3, 0.1],
+    ],
+    dtype=np.float32,
 )
-_SKIN = np.array([[0.95, 0.8, 0.65], [0.8, 0.6, 0.45], [0.55, 0.38, 0.25], [0.35, 0.22, 0.15]],
-                 dtype=np.float32)
+_SKIN = np.array(
+    [[0.95, 0.8, 0.65], [0.8, 0.6, 0.45], [0.55, 0.38, 0.25], [0.35, 0.22, 0.15]], dtype=np.float32
+)
 _MIN_BOX_PX = 4
 _MIN_VISIBLE = 0.35
 
@@ -193,8 +203,9 @@ def _draw_buildings(image: np.ndarray, horizon: int, rng: np.random.Generator) -
         bh = h * rng.uniform(0.05, 0.25)
         colour = np.array([0.55, 0.5, 0.45]) * rng.uniform(0.5, 1.3) + rng.normal(0, 0.05, 3)
         top = int(horizon - bh)
-        cv2.rectangle(image, _pt((x, top)), _pt((x + bw, horizon)), np.clip(colour, 0, 1).tolist(),
-                      -1)
+        cv2.rectangle(
+            image, _pt((x, top)), _pt((x + bw, horizon)), np.clip(colour, 0, 1).tolist(), -1
+        )
         win = max(2, int(bw / 6))
         for wy in range(top + win, horizon - win, 2 * win):
             for wx in np.arange(x + win, x + bw - win, 2 * win):
@@ -226,8 +237,10 @@ def _draw_object(
     t = (y_ground - horizon) / (h - horizon)
     road_l, road_r = vanish_x + (left - vanish_x) * t, vanish_x + (right - vanish_x) * t
     if cls == PEDESTRIAN and rng.uniform() < 0.7:  # on a sidewalk
-        side = road_l - rng.uniform(0.1, 0.9) * 0.18 * w * t if rng.uniform() < 0.5 else (
-            road_r + rng.uniform(0.1, 0.9) * 0.18 * w * t
+        side = (
+            road_l - rng.uniform(0.1, 0.9) * 0.18 * w * t
+            if rng.uniform() < 0.5
+            else (road_r + rng.uniform(0.1, 0.9) * 0.18 * w * t)
         )
         cx = side
     else:
@@ -245,16 +258,24 @@ def _draw_car(image: np.ndarray, mask: np.ndarray, box: tuple[float, ...], rng) 
     bw, bh = x1 - x0, y1 - y0
     colour = _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))].tolist()
     body = (x0, y0 + 0.4 * bh, x1, y1 - 0.12 * bh)
-    cabin = [(x0 + 0.18 * bw, y0 + 0.4 * bh), (x0 + 0.3 * bw, y0), (x1 - 0.3 * bw, y0),
-             (x1 - 0.15 * bw, y0 + 0.4 * bh)]
+    cabin = [
+        (x0 + 0.18 * bw, y0 + 0.4 * bh),
+        (x0 + 0.3 * bw, y0),
+        (x1 - 0.3 * bw, y0),
+        (x1 - 0.15 * bw, y0 + 0.4 * bh),
+    ]
     for target, value in ((image, colour), (mask, 1)):
         cv2.rectangle(target, _pt(body[:2]), _pt(body[2:]), value, -1)
         cv2.fillPoly(target, [np.array(cabin, np.int32)], value)
         r = max(1, int(0.14 * bh))
         for wx in (x0 + 0.2 * bw, x1 - 0.2 * bw):
             cv2.circle(target, _pt((wx, y1 - r)), r, value if target is mask else (0.05,) * 3, -1)
-    glass = [(x0 + 0.24 * bw, y0 + 0.38 * bh), (x0 + 0.33 * bw, y0 + 0.08 * bh),
-             (x1 - 0.33 * bw, y0 + 0.08 * bh), (x1 - 0.2 * bw, y0 + 0.38 * bh)]
+    glass = [
+        (x0 + 0.24 * bw, y0 + 0.38 * bh),
+        (x0 + 0.33 * bw, y0 + 0.08 * bh),
+        (x1 - 0.33 * bw, y0 + 0.08 * bh),
+        (x1 - 0.2 * bw, y0 + 0.38 * bh),
+    ]
     cv2.fillPoly(image, [np.array(glass, np.int32)], (0.15, 0.2, 0.25))
 
 
@@ -289,8 +310,13 @@ def _draw_pedestrian(image: np.ndarray, mask: np.ndarray, box: tuple[float, ...]
     limb = max(1, int(0.22 * bw))
     for target, v_skin, v_shirt, v_trousers in ((image, skin, shirt, trousers), (mask, 1, 1, 1)):
         cv2.circle(target, _pt((cx, y0 + head_r)), head_r, v_skin, -1)
-        cv2.rectangle(target, _pt((x0 + 0.1 * bw, y0 + 2 * head_r)),
-                      _pt((x1 - 0.1 * bw, y0 + 0.55 * bh)), v_shirt, -1)
+        cv2.rectangle(
+            target,
+            _pt((x0 + 0.1 * bw, y0 + 2 * head_r)),
+            _pt((x1 - 0.1 * bw, y0 + 0.55 * bh)),
+            v_shirt,
+            -1,
+        )
         hip = (cx, y0 + 0.55 * bh)
         for dx in (-stride, stride):
             cv2.line(target, _pt(hip), _pt((cx + dx, y1 - limb / 2)), v_trousers, limb)
@@ -300,8 +326,9 @@ def _apply_fog(image: np.ndarray, horizon: int, density: float, light: float) ->
     """Blend towards a grey fog colour, more with distance (rows close to the horizon)."""
     h = image.shape[0]
     rows = np.arange(h, dtype=np.float32)
-    distance = np.where(rows < horizon, 8.0, 1.0 / np.maximum((rows - horizon) / (h - horizon),
-                                                                0.125))
+    distance = np.where(
+        rows < horizon, 8.0, 1.0 / np.maximum((rows - horizon) / (h - horizon), 0.125)
+    )
     amount = 1.0 - np.exp(-density * 0.45 * distance)
     fog_colour = np.array([0.75, 0.75, 0.78], np.float32) * light
     image[:] = image * (1 - amount)[:, None, None] + fog_colour * amount[:, None, None]

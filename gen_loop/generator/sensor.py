@@ -18,22 +18,47 @@ from albumentations.augmentations.pixel.functional import planckian_jitter
 from gen_loop.generator.params import ParamSpec, ParamValue
 
 SENSOR_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("color_temp_k", 6500.0, 3000.0, 12000.0, "K",
-              "colour temperature of the light as the camera records it, without white balance: "
-              "low is warm/orange, high is blue"),
+    ParamSpec(
+        "color_temp_k",
+        6500.0,
+        3500.0,
+        12000.0,
+        "K",
+        "colour temperature of the light as the camera records it, without white balance: "
+        "low is warm/orange, high is blue (from 3500 K: albumentations' blackbody table has "
+        "a near-zero blue entry at 3000 K)",
+    ),
     ParamSpec("red_gain", 1.0, 0.5, 1.5, "", "gain of the red channel"),
-    ParamSpec("red_std_scale", 1.0, 0.4, 1.6, "",
-              "scales the red channel's deviations from its image mean (its std)"),
+    ParamSpec(
+        "red_std_scale",
+        1.0,
+        0.4,
+        1.6,
+        "",
+        "scales the red channel's deviations from its image mean (its std)",
+    ),
     ParamSpec("exposure_ev", 0.0, -2.0, 2.0, "EV", "exposure: intensities times 2**EV"),
     ParamSpec("contrast", 1.0, 0.5, 1.5, "", "contrast factor around the mean grey"),
     ParamSpec("saturation", 1.0, 0.0, 2.0, "", "saturation factor (0 = grey)"),
     ParamSpec("gamma", 1.0, 0.5, 2.0, "", "tone curve: output = input**gamma"),
-    ParamSpec("noise_std", 0.01, 0.0, 0.15, "full scale",
-              "std of Gaussian sensor noise as a fraction of full scale"),
+    ParamSpec(
+        "noise_std",
+        0.01,
+        0.0,
+        0.15,
+        "full scale",
+        "std of Gaussian sensor noise as a fraction of full scale",
+    ),
     ParamSpec("blur_sigma", 0.0, 0.0, 3.0, "px", "std of Gaussian lens blur"),
     ParamSpec("vignetting", 0.0, 0.0, 0.9, "", "light fall-off at the corners (0 = none)"),
-    ParamSpec("fisheye", 0.0, 0.0, 1.0, "",
-              "fisheye lens distortion strength (albumentations OpticalDistortion, fisheye mode)"),
+    ParamSpec(
+        "fisheye",
+        0.0,
+        0.0,
+        1.0,
+        "",
+        "fisheye lens distortion strength (albumentations OpticalDistortion, fisheye mode)",
+    ),
 )
 
 _EPS = 1e-3
@@ -67,18 +92,37 @@ class SensorModel:
         # (the same blackbody table) is applied with the temperature pinned.
         steps.append(A.Lambda(image=_illuminant(p["color_temp_k"]), name="color_temp", p=1.0))
         if abs(p["red_gain"] - 1) > _EPS or abs(p["red_std_scale"] - 1) > _EPS:
-            steps.append(A.Lambda(image=_red_response(p["red_gain"], p["red_std_scale"]),
-                                  name="red_response", p=1.0))
+            steps.append(
+                A.Lambda(
+                    image=_red_response(p["red_gain"], p["red_std_scale"]),
+                    name="red_response",
+                    p=1.0,
+                )
+            )
         if p["noise_std"] > _EPS:
             steps.append(A.GaussNoise(std_range=(p["noise_std"],) * 2, per_channel=True, p=1.0))
         if abs(p["gamma"] - 1) > _EPS:
             steps.append(A.RandomGamma(gamma_limit=(100 * p["gamma"],) * 2, p=1.0))
         if abs(p["contrast"] - 1) > _EPS:
-            steps.append(A.ColorJitter(brightness=(1, 1), contrast=(p["contrast"],) * 2,
-                                       saturation=(1, 1), hue=(0, 0), p=1.0))
+            steps.append(
+                A.ColorJitter(
+                    brightness=(1, 1),
+                    contrast=(p["contrast"],) * 2,
+                    saturation=(1, 1),
+                    hue=(0, 0),
+                    p=1.0,
+                )
+            )
         if abs(p["saturation"] - 1) > _EPS:
-            steps.append(A.ColorJitter(brightness=(1, 1), contrast=(1, 1),
-                                       saturation=(p["saturation"],) * 2, hue=(0, 0), p=1.0))
+            steps.append(
+                A.ColorJitter(
+                    brightness=(1, 1),
+                    contrast=(1, 1),
+                    saturation=(p["saturation"],) * 2,
+                    hue=(0, 0),
+                    p=1.0,
+                )
+            )
         self._compose = A.Compose(steps, seed=0)
 
     def apply(
@@ -95,8 +139,10 @@ class SensorModel:
             The uint8 RGB image and the moved masks.
         """
         self._compose.set_random_seed(seed)
-        out = self._compose(image=image, masks=list(masks)) if len(masks) else self._compose(
-            image=image
+        out = (
+            self._compose(image=image, masks=list(masks))
+            if len(masks)
+            else self._compose(image=image)
         )
         moved = np.stack(out["masks"]) if len(masks) else masks
         pixels = np.clip(out["image"], 0.0, 1.0) * 255.0
@@ -115,7 +161,7 @@ def _vignette(strength: float):
         h, w = image.shape[:2]
         y, x = np.ogrid[-1.0 : 1.0 : complex(0, h), -1.0 : 1.0 : complex(0, w)]
         r2 = (x**2 + y**2) / 2.0  # 1.0 in the corners
-        return image * (1.0 - strength * r2 ** 1.5)[..., None].astype(image.dtype)
+        return image * (1.0 - strength * r2**1.5)[..., None].astype(image.dtype)
 
     return apply
 

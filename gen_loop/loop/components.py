@@ -27,7 +27,8 @@ def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamVal
     for name, value in cfg.params.items():
         if name not in generator.parameters:
             raise ConfigError(
-                f"generator.params.{name}", f"unknown parameter; known: {sorted(generator.parameters)}"
+                f"generator.params.{name}",
+                f"unknown parameter; known: {sorted(generator.parameters)}",
             )
         try:
             params[name] = generator.parameters[name].validate(value)
@@ -57,7 +58,7 @@ def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
     )
 
 
-def build_embedder(cfg: EmbedderConfig, weights: Path | None):  # noqa: ANN201
+def build_embedder(cfg: EmbedderConfig, weights: Path | None):
     """The YOLO embedder of ``cfg`` with ``weights``."""
     from gen_loop.embedder.yolo import YoloEmbedder
 

@@ -63,23 +63,38 @@ def select_pool(
         # Nothing as close as the target's own samples: keep the closest quarter instead of
         # fine-tuning on nothing, and say so.
         chosen = np.argsort(distances)[: max(1, cfg.pool_size // 4)]
-        log.warning("no pool sample within threshold %.4g; keeping the closest %d",
-                    threshold, len(chosen))
+        log.warning(
+            "no pool sample within threshold %.4g; keeping the closest %d", threshold, len(chosen)
+        )
     selected = pool.subset(chosen)
-    n_val = int(round(len(selected) * val_fraction)) if len(selected) >= 5 else 0
+    n_val = round(len(selected) * val_fraction) if len(selected) >= 5 else 0
     train = selected.subset(np.arange(n_val, len(selected)))
     val = selected.subset(np.arange(n_val)) if n_val else None
     data_yaml = write_yolo_dataset(train, out_dir, val=val, prefix="sel")
     manifest = out_dir / "manifest.json"
     rows = [
-        {"rank": r, "pool_index": int(i), "seed": int(pool.seeds[i]),
-         "distance": float(distances[i]), "split": "val" if r < n_val else "train"}
+        {
+            "rank": r,
+            "pool_index": int(i),
+            "seed": int(pool.seeds[i]),
+            "distance": float(distances[i]),
+            "split": "val" if r < n_val else "train",
+        }
         for r, i in enumerate(chosen)
     ]
-    manifest.write_text(json.dumps({
-        "params": params, "threshold": threshold, "method": cfg.method,
-        "pool_size": cfg.pool_size, "pool_seed": cfg.pool_seed, "samples": rows,
-    }, indent=2))
+    manifest.write_text(
+        json.dumps(
+            {
+                "params": params,
+                "threshold": threshold,
+                "method": cfg.method,
+                "pool_size": cfg.pool_size,
+                "pool_seed": cfg.pool_seed,
+                "samples": rows,
+            },
+            indent=2,
+        )
+    )
     return Selection(selected, distances[chosen], threshold, cfg.pool_size, data_yaml, manifest)
 
 
@@ -100,16 +115,27 @@ def finetune_and_evaluate(
     """
     evaluation: dict[str, Any] = {}
     if eval_yaml is not None:
-        before = evaluate_detector(base_weights, eval_yaml, cfg.imgsz, cfg.batch, device,
-                                   out_dir / "eval_before")
+        before = evaluate_detector(
+            base_weights, eval_yaml, cfg.imgsz, cfg.batch, device, out_dir / "eval_before"
+        )
         evaluation["before"] = before.as_dict()
     weights = train_detector(
-        selection.data_yaml, out_dir / "train", model, base_weights, cfg.epochs, cfg.imgsz,
-        cfg.batch, device, cfg.seed, lr0=cfg.lr0, augment=cfg.augment,
+        selection.data_yaml,
+        out_dir / "train",
+        model,
+        base_weights,
+        cfg.epochs,
+        cfg.imgsz,
+        cfg.batch,
+        device,
+        cfg.seed,
+        lr0=cfg.lr0,
+        augment=cfg.augment,
     )
     if eval_yaml is not None:
-        after = evaluate_detector(weights, eval_yaml, cfg.imgsz, cfg.batch, device,
-                                  out_dir / "eval_after")
+        after = evaluate_detector(
+            weights, eval_yaml, cfg.imgsz, cfg.batch, device, out_dir / "eval_after"
+        )
         evaluation["after"] = after.as_dict()
     else:
         evaluation["skipped"] = (

@@ -8,8 +8,9 @@ from typing import Any
 
 def format_params(params: Mapping[str, object]) -> str:
     """``name=value`` pairs, numbers to 3 significant digits."""
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in params.items())
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
 
 
 def trial_line(
@@ -24,8 +25,10 @@ def trial_line(
     """One progress line per trial."""
     value = f"{distance:8.4f}" if distance is not None else "  failed"
     mark = "*" if best_trial == number else " "
-    line = (f"trial {number:4d} | dist {value}{mark}| best {best:8.4f} (#{best_trial}) "
-            f"| floor {floor:.4f} | {format_params(params)}")
+    line = (
+        f"trial {number:4d} | dist {value}{mark}| best {best:8.4f} (#{best_trial}) "
+        f"| floor {floor:.4f} | {format_params(params)}"
+    )
     return line + (f" | error: {error}" if error else "")
 
 
@@ -34,9 +37,12 @@ def final_table(summary: Mapping[str, Any]) -> str:
     rows: list[tuple[str, str]] = [
         ("best distance", f"{summary['best_distance']:.4f} (trial {summary['best_trial']})"),
         ("default params distance", f"{summary['default_distance']:.4f}"),
-        ("noise floor", f"{summary['noise_floor']['mean']:.4f} "
-                        f"± {summary['noise_floor']['std']:.4f} at batch "
-                        f"{summary['noise_floor']['batch_size']}"),
+        (
+            "noise floor",
+            f"{summary['noise_floor']['mean']:.4f} "
+            f"± {summary['noise_floor']['std']:.4f} at batch "
+            f"{summary['noise_floor']['batch_size']}",
+        ),
         ("best / floor", f"{summary['best_distance'] / summary['noise_floor']['mean']:.2f}x"),
         ("trials", f"{summary['n_trials']} ({summary['n_failed']} failed)"),
         ("stopped because", summary["stop_reason"]),
@@ -45,13 +51,19 @@ def final_table(summary: Mapping[str, Any]) -> str:
     for name, value in summary["best_params"].items():
         hidden = summary.get("target_hidden_params", {}).get(name)
         extra = f"   (hidden {hidden:.4g})" if isinstance(hidden, float) else ""
-        rows.append((f"  {name}", f"{value:.4g}{extra}" if isinstance(value, float) else str(value)))
+        rows.append(
+            (f"  {name}", f"{value:.4g}{extra}" if isinstance(value, float) else str(value))
+        )
     evaluation = summary.get("evaluation") or {}
     for stage in ("before", "after"):
         metrics = evaluation.get(stage)
         if metrics:
-            rows.append((f"target mAP50 {stage}",
-                         f"{metrics['map50']:.4f}  (mAP50-95 {metrics['map50_95']:.4f})"))
+            rows.append(
+                (
+                    f"target mAP50 {stage}",
+                    f"{metrics['map50']:.4f}  (mAP50-95 {metrics['map50_95']:.4f})",
+                )
+            )
     if evaluation.get("skipped"):
         rows.append(("evaluation", evaluation["skipped"]))
     width = max(len(k) for k, _ in rows)

@@ -48,13 +48,15 @@ def run(cfg: RunConfig) -> dict[str, Any]:
 
     from gen_loop.loop.session import LoopSession
 
-    session = LoopSession(cfg, run_dir, cache_dir, generator, base_params, space, embedder,
-                          weights, target, timings)
+    session = LoopSession(
+        cfg, run_dir, cache_dir, generator, base_params, space, embedder, weights, target, timings
+    )
     summary = session.execute()
     print("\n" + final_table(summary), flush=True)
     print(f"\nsummary: {run_dir / 'summary.json'}", flush=True)
-    print(f"MLflow:  mlflow ui --backend-store-uri {summary['mlflow']['tracking_uri']}",
-          flush=True)
+    print(
+        f"MLflow:  mlflow ui --backend-store-uri {summary['mlflow']['tracking_uri']}", flush=True
+    )
     return summary
 
 
@@ -71,7 +73,7 @@ def _jsonable(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)  # type: ignore[arg-type]
+        return asdict(value)  # type: ignore[call-overload]
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

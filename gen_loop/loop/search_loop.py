@@ -98,12 +98,24 @@ def search(
             trial.set_user_attr("error", message[:2000])
             study.tell(trial, state=TrialState.FAIL)
             convergence.update(trial.number, None)
-            print(trial_line(trial.number, None, convergence.best, convergence.best_trial,
-                             convergence.noise_floor, trial.params, message), flush=True)
+            print(
+                trial_line(
+                    trial.number,
+                    None,
+                    convergence.best,
+                    convergence.best_trial,
+                    convergence.noise_floor,
+                    trial.params,
+                    message,
+                ),
+                flush=True,
+            )
             if consecutive_failures >= setup.max_consecutive_failures:
                 return SearchOutcome(
                     f"aborted: {consecutive_failures} consecutive failed trials (last: {message})",
-                    failed, best_result)
+                    failed,
+                    best_result,
+                )
             reason = convergence.stop_reason(time.monotonic() - start)
             continue
         consecutive_failures = 0
@@ -114,9 +126,17 @@ def search(
         tracker.log_metrics(
             {"distance": result.distance, "best_distance": convergence.best}, step=trial.number
         )
-        print(trial_line(trial.number, result.distance, convergence.best,
-                         convergence.best_trial, convergence.noise_floor, trial.params),
-              flush=True)
+        print(
+            trial_line(
+                trial.number,
+                result.distance,
+                convergence.best,
+                convergence.best_trial,
+                convergence.noise_floor,
+                trial.params,
+            ),
+            flush=True,
+        )
         reason = convergence.stop_reason(time.monotonic() - start)
     return SearchOutcome(reason, failed, best_result)
 
@@ -126,13 +146,23 @@ def _run_trial(
 ) -> TrialResult:
     with tracker.trial(trial.number, trial.params) as child:
         # An exception here marks the child run FAILED (KILLED on Ctrl-C) and propagates.
-        result = evaluate_params(setup.generator, setup.embedder, setup.scorer, params,
-                                 setup.batch_size, setup.scene_seed)
+        result = evaluate_params(
+            setup.generator,
+            setup.embedder,
+            setup.scorer,
+            params,
+            setup.batch_size,
+            setup.scene_seed,
+        )
         child.log_metrics({"distance": result.distance, **result.timings})
         if setup.trial_images > 0:
             k = min(setup.trial_images, len(result.batch))
-            child.log_image(image_grid(result.batch.images[:k], ncols=min(k, 4),
-                                       boxes=result.batch.labels[:k]), "samples.png")
+            child.log_image(
+                image_grid(
+                    result.batch.images[:k], ncols=min(k, 4), boxes=result.batch.labels[:k]
+                ),
+                "samples.png",
+            )
         for key, value in result.timings.items():
             trial.set_user_attr(key, value)
     return result

@@ -62,41 +62,74 @@ class LoopSession:
         """Score the target, search, select and fine-tune; return the summary."""
         cfg = self.cfg
         clock = time.perf_counter()
-        target_emb = cached_embeddings(self.embedder, self.target.images.images,
-                                       self.target.images.fingerprint, self.cache_dir)
+        target_emb = cached_embeddings(
+            self.embedder,
+            self.target.images.images,
+            self.target.images.fingerprint,
+            self.cache_dir,
+        )
         scorer = CentroidScorer(cfg.score.metric).fit(target_emb)  # type: ignore[arg-type]
-        floor = scorer.noise_floor(cfg.search.batch_size, cfg.score.noise_floor_splits,
-                                   np.random.default_rng(cfg.search.seed))
+        floor = scorer.noise_floor(
+            cfg.search.batch_size,
+            cfg.score.noise_floor_splits,
+            np.random.default_rng(cfg.search.seed),
+        )
         self.timings["target_embed_s"] = time.perf_counter() - clock
-        print(f"noise floor: {floor.mean:.4f} ± {floor.std:.4f} "
-              f"(batch {floor.batch_size}, {floor.n_splits} splits)", flush=True)
+        print(
+            f"noise floor: {floor.mean:.4f} ± {floor.std:.4f} "
+            f"(batch {floor.batch_size}, {floor.n_splits} splits)",
+            flush=True,
+        )
 
         tracking_uri = cfg.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         storage = cfg.search.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
-        with Tracker(tracking_uri, cfg.tracking.experiment, self.run_dir.name,
-                     artifact_location=cfg.tracking.artifact_location,
-                     resume_run_id=self._previous_run_id()) as tracker:
+        with Tracker(
+            tracking_uri,
+            cfg.tracking.experiment,
+            self.run_dir.name,
+            artifact_location=cfg.tracking.artifact_location,
+            resume_run_id=self._previous_run_id(),
+        ) as tracker:
             (self.run_dir / "mlflow_run_id").write_text(tracker.run_id)
             self._log_start(tracker, floor, storage)
-            sampler = make_sampler(cfg.search.sampler, cfg.search.seed,
-                                   cfg.search.n_startup_trials, cfg.search.multivariate)
+            sampler = make_sampler(
+                cfg.search.sampler,
+                cfg.search.seed,
+                cfg.search.n_startup_trials,
+                cfg.search.multivariate,
+            )
             start = {k: self.base_params[k] for k in self.space}
             study = open_study(cfg.search.study_name, storage, sampler, start)
             convergence = Convergence(
-                noise_floor=floor.mean, floor_factor=cfg.search.floor_factor,
-                patience=cfg.search.patience, min_rel_improvement=cfg.search.min_rel_improvement,
-                n_trials=cfg.search.n_trials, timeout_s=cfg.search.timeout_s)
-            setup = TrialSetup(self.generator, self.embedder, scorer, self.base_params,
-                               self.space, cfg.search.batch_size, cfg.search.scene_seed,
-                               cfg.tracking.trial_images, cfg.search.max_consecutive_failures)
+                noise_floor=floor.mean,
+                floor_factor=cfg.search.floor_factor,
+                patience=cfg.search.patience,
+                min_rel_improvement=cfg.search.min_rel_improvement,
+                n_trials=cfg.search.n_trials,
+                timeout_s=cfg.search.timeout_s,
+            )
+            setup = TrialSetup(
+                self.generator,
+                self.embedder,
+                scorer,
+                self.base_params,
+                self.space,
+                cfg.search.batch_size,
+                cfg.search.scene_seed,
+                cfg.tracking.trial_images,
+                cfg.search.max_consecutive_failures,
+            )
             clock = time.perf_counter()
             outcome = search(study, setup, convergence, tracker)
             self.timings["search_s"] = time.perf_counter() - clock
             summary = self._summarise(study, outcome, floor, tracker, storage)
             self._write(summary)
             if outcome.interrupted:
-                print("interrupted: results so far are kept; run again with the same "
-                      f"hydra.run.dir={self.run_dir} to resume", flush=True)
+                print(
+                    "interrupted: results so far are kept; run again with the same "
+                    f"hydra.run.dir={self.run_dir} to resume",
+                    flush=True,
+                )
                 raise KeyboardInterrupt
             if summary["best_trial"] is not None:
                 self._finish(summary, study, scorer, tracker)
@@ -111,21 +144,34 @@ class LoopSession:
 
     def _log_start(self, tracker: Tracker, floor: NoiseFloor, storage: str) -> None:
         cfg = self.cfg
-        tracker.log_params(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+        params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+        assert isinstance(params, dict)
+        for group, key in (("search", "storage"), ("tracking", "uri")):
+            if params[group][key]:  # no database password in MLflow params
+                params[group][key] = _mask(params[group][key])
+        tracker.log_params({str(k): v for k, v in params.items()})
         tracker.log_artifact(self.run_dir / "config.yaml")
-        tracker.set_tags({
-            "gen_loop.target_fingerprint": self.target.images.fingerprint,
-            "gen_loop.target": self.target.description,
-            "gen_loop.embedder": self.embedder.fingerprint,
-            "gen_loop.study": f"{cfg.search.study_name} @ {_mask(storage)}",
-            "gen_loop.run_dir": str(self.run_dir),
-            "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
-        })
-        tracker.log_metrics({"noise_floor": floor.mean, "noise_floor_std": floor.std,
-                             "n_target_images": float(len(self.target.images.images))})
+        tracker.set_tags(
+            {
+                "gen_loop.target_fingerprint": self.target.images.fingerprint,
+                "gen_loop.target": self.target.description,
+                "gen_loop.embedder": self.embedder.fingerprint,
+                "gen_loop.study": f"{cfg.search.study_name} @ {_mask(storage)}",
+                "gen_loop.run_dir": str(self.run_dir),
+                "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
+            }
+        )
+        tracker.log_metrics(
+            {
+                "noise_floor": floor.mean,
+                "noise_floor_std": floor.std,
+                "n_target_images": float(len(self.target.images.images)),
+            }
+        )
 
-    def _summarise(self, study, outcome: SearchOutcome, floor: NoiseFloor,  # noqa: ANN001
-                   tracker: Tracker, storage: str) -> dict[str, Any]:
+    def _summarise(
+        self, study, outcome: SearchOutcome, floor: NoiseFloor, tracker: Tracker, storage: str
+    ) -> dict[str, Any]:
         done = [t for t in study.trials if t.state == TrialState.COMPLETE]
         best = min(done, key=lambda t: t.value) if done else None
         start = next((t for t in done if t.user_attrs.get("role") == "start"), None)
@@ -145,16 +191,23 @@ class LoopSession:
             "selected_count": 0,
             "pool_size": 0,
             "evaluation": {},
-            "target": {"description": self.target.description,
-                       "n_images": len(self.target.images.images),
-                       "skipped": len(self.target.images.skipped),
-                       "fingerprint": self.target.images.fingerprint},
-            "mlflow": {"run_id": tracker.run_id, "tracking_uri": tracker.tracking_uri,
-                       "experiment": self.cfg.tracking.experiment},
+            "target": {
+                "description": self.target.description,
+                "n_images": len(self.target.images.images),
+                "skipped": len(self.target.images.skipped),
+                "fingerprint": self.target.images.fingerprint,
+            },
+            "mlflow": {
+                "run_id": tracker.run_id,
+                "tracking_uri": tracker.tracking_uri,
+                "experiment": self.cfg.tracking.experiment,
+            },
             "study": {"name": self.cfg.search.study_name, "storage": _mask(storage)},
-            "seeds": {"scene_seed": self.cfg.search.scene_seed,
-                      "pool_seed": self.cfg.selection.pool_seed,
-                      "search_seed": self.cfg.search.seed},
+            "seeds": {
+                "scene_seed": self.cfg.search.scene_seed,
+                "pool_seed": self.cfg.selection.pool_seed,
+                "search_seed": self.cfg.search.seed,
+            },
             "timings_s": self.timings,
             "run_dir": str(self.run_dir),
         }
@@ -163,21 +216,32 @@ class LoopSession:
             summary["recovery_error"] = _recovery_error(best_params, hidden, self.space)
         return summary
 
-    def _finish(self, summary: dict[str, Any], study, scorer: CentroidScorer,  # noqa: ANN001
-                tracker: Tracker) -> None:
+    def _finish(
+        self, summary: dict[str, Any], study, scorer: CentroidScorer, tracker: Tracker
+    ) -> None:
         cfg = self.cfg
         self._log_plots(study, summary, scorer, tracker)
         clock = time.perf_counter()
-        selection = select_pool(self.generator, self.embedder, scorer, summary["all_params"],
-                                cfg.selection, cfg.finetune.val_fraction,
-                                self.run_dir / "selected")
+        selection = select_pool(
+            self.generator,
+            self.embedder,
+            scorer,
+            summary["all_params"],
+            cfg.selection,
+            cfg.finetune.val_fraction,
+            self.run_dir / "selected",
+        )
         self.timings["selection_s"] = time.perf_counter() - clock
         summary["selected_count"] = len(selection.batch)
         summary["pool_size"] = selection.pool_size
         summary["selection_threshold"] = selection.threshold
         tracker.log_artifact(selection.manifest, "selection")
-        tracker.log_metrics({"selected_count": float(len(selection.batch)),
-                             "selection_threshold": selection.threshold})
+        tracker.log_metrics(
+            {
+                "selected_count": float(len(selection.batch)),
+                "selection_threshold": selection.threshold,
+            }
+        )
         if not cfg.finetune.enabled:
             summary["evaluation"] = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
             return
@@ -187,8 +251,14 @@ class LoopSession:
         clock = time.perf_counter()
         device = _train_device(cfg.finetune.device)
         weights, evaluation = finetune_and_evaluate(
-            self.weights, cfg.embedder.model, selection, self.target.labels_yaml, cfg.finetune,
-            device, self.run_dir / "finetune")
+            self.weights,
+            cfg.embedder.model,
+            selection,
+            self.target.labels_yaml,
+            cfg.finetune,
+            device,
+            self.run_dir / "finetune",
+        )
         self.timings["finetune_s"] = time.perf_counter() - clock
         summary["evaluation"] = evaluation
         summary["finetuned_weights"] = str(weights)
@@ -197,27 +267,35 @@ class LoopSession:
                 tracker.log_metrics({f"{stage}_{k}": v for k, v in evaluation[stage].items()})
         tracker.log_artifact(weights, "finetuned")
 
-    def _log_plots(self, study, summary: dict[str, Any], scorer: CentroidScorer,  # noqa: ANN001
-                   tracker: Tracker) -> None:
+    def _log_plots(
+        self, study, summary: dict[str, Any], scorer: CentroidScorer, tracker: Tracker
+    ) -> None:
         done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-        history = plots.history_figure([t.number for t in done], [t.value for t in done],
-                                       summary["noise_floor"]["mean"], summary["default_distance"])
+        history = plots.history_figure(
+            [t.number for t in done],
+            [t.value for t in done],
+            summary["noise_floor"]["mean"],
+            summary["default_distance"],
+        )
         tracker.log_image(history, "plots/optimization_history.png")
         if len(done) >= 3:
             import optuna
 
             try:
                 importances = optuna.importance.get_param_importances(study)
-                tracker.log_image(plots.importance_figure(importances),
-                                  "plots/param_importances.png")
+                tracker.log_image(
+                    plots.importance_figure(importances), "plots/param_importances.png"
+                )
                 summary["param_importances"] = importances
             except (RuntimeError, ValueError) as err:  # e.g. all values equal
                 log.warning("parameter importances not computed: %s", err)
         k = min(8, len(self.target.images.images), self.cfg.search.batch_size)
         best = self.generator.generate(summary["all_params"], k, self.cfg.search.scene_seed)
-        grid = plots.side_by_side(plots.image_grid(self.target.images.images[:k], ncols=4),
-                                  plots.image_grid(best.images, ncols=4, boxes=best.labels),
-                                  ("target", "best batch"))
+        grid = plots.side_by_side(
+            plots.image_grid(self.target.images.images[:k], ncols=4),
+            plots.image_grid(best.images, ncols=4, boxes=best.labels),
+            ("target", "best batch"),
+        )
         tracker.log_image(grid, "plots/target_vs_best.png")
         plots.save_png(grid, self.run_dir / "target_vs_best.png")
         plots.save_png(history, self.run_dir / "optimization_history.png")
@@ -229,7 +307,8 @@ class LoopSession:
 
 
 def _recovery_error(
-    found: Mapping[str, ParamValue], hidden: Mapping[str, ParamValue],
+    found: Mapping[str, ParamValue],
+    hidden: Mapping[str, ParamValue],
     space: Mapping[str, BaseDistribution],
 ) -> dict[str, float]:
     """|found - hidden| / search range, per searched numeric parameter."""

@@ -38,5 +38,9 @@ def load_target(cfg: TargetConfig, generator: Generator, cache_dir: Path) -> Tar
         return TargetData(images, labels, None, f"folder {cfg.path}")
     demo = demo_target(generator, cfg.demo.params, cfg.demo.n, cfg.demo.seed, cache_dir)
     images = load_image_folder(demo.images_dir, size, cfg.max_images)
-    return TargetData(images, labels or demo.data_yaml, demo.params,
-                      f"embedded demo client camera {demo.images_dir}")
+    return TargetData(
+        images,
+        labels or demo.data_yaml,
+        demo.params,
+        f"embedded demo client camera {demo.images_dir}",
+    )

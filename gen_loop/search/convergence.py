@@ -58,7 +58,9 @@ class Convergence:
                 f"floor {self.noise_floor:.4g}"
             )
         if self.since_improvement >= self.patience:
-            return f"plateau: no {self.min_rel_improvement:.0%} improvement in {self.patience} trials"
+            return (
+                f"plateau: no {self.min_rel_improvement:.0%} improvement in {self.patience} trials"
+            )
         if self.trials_seen >= self.n_trials:
             return f"budget: {self.n_trials} trials"
         if self.timeout_s is not None and elapsed_s >= self.timeout_s:

@@ -55,8 +55,9 @@ def _distribution(key: str, entry: ParamRangeConfig, spec: ParamSpec) -> BaseDis
     for bound in (entry.low, entry.high):
         _check_value(key, spec, bound)
     if entry.type == "int":
-        return IntDistribution(int(entry.low), int(entry.high), log=entry.log,
-                               step=int(entry.step or 1))
+        return IntDistribution(
+            int(entry.low), int(entry.high), log=entry.log, step=int(entry.step or 1)
+        )
     return FloatDistribution(entry.low, entry.high, log=entry.log, step=entry.step)
 
 

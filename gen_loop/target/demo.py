@@ -70,6 +70,8 @@ def demo_target(
         else:
             tmp.rename(root)
             # data.yaml records its folder; point it at the final location.
-            text = (root / "data.yaml").read_text().replace(str(tmp.resolve()), str(root.resolve()))
+            text = (
+                (root / "data.yaml").read_text().replace(str(tmp.resolve()), str(root.resolve()))
+            )
             (root / "data.yaml").write_text(text)
     return DemoTarget(images_dir=root / "images", data_yaml=data_yaml, params=params)

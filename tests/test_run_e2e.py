@@ -1,0 +1,152 @@
+"""`python -m gen_loop run` end to end with the smoke profile: summary, study, MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GEN_LOOP_CACHE=str(cache),
+        NO_ALBUMENTATIONS_UPDATE="1",
+        YOLO_OFFLINE="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
+    return env
+
+
+def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gen_loop", "run", "debug=smoke", *overrides],
+        cwd=cwd,
+        env=_env(cwd / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    cwd = tmp_path_factory.mktemp("smoke")
+    proc = _run(cwd, "hydra.run.dir=runs/smoke")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = cwd / "runs" / "smoke"
+    return run_dir, json.loads((run_dir / "summary.json").read_text()), proc.stdout
+
+
+def test_summary_is_the_contract(smoke: tuple[Path, dict[str, Any], str]) -> None:
+    run_dir, summary, stdout = smoke
+    assert summary["n_trials"] == 6 and summary["n_failed"] == 0
+    assert summary["stop_reason"].startswith(("budget", "converged", "plateau"))
+    assert summary["best_distance"] <= summary["default_distance"]
+    assert summary["noise_floor"]["mean"] > 0 and summary["noise_floor"]["batch_size"] == 8
+    assert set(summary["best_params"]) == set(summary["target_hidden_params"])
+    assert all(0 <= e <= 1 for e in summary["recovery_error"].values())
+    assert 0 < summary["selected_count"] <= summary["pool_size"] == 24
+    for stage in ("before", "after"):
+        assert 0.0 <= summary["evaluation"][stage]["map50"] <= 1.0
+    assert Path(summary["finetuned_weights"]).is_file()
+    assert (run_dir / "config.yaml").is_file()
+    # The console shows a line per trial and the final table.
+    assert stdout.count("| floor ") == 6
+    assert "stopped because" in stdout and "summary.json" in stdout
+
+
+def test_study_in_storage_starts_from_the_default_params(
+    smoke: tuple[Path, dict[str, Any], str],
+) -> None:
+    run_dir, summary, _ = smoke
+    study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert len(study.trials) == 6
+    assert study.trials[0].params == summary["default_params"]
+    assert study.trials[0].value == pytest.approx(summary["default_distance"])
+    assert study.best_value == pytest.approx(summary["best_distance"])
+
+
+def test_mlflow_has_a_parent_run_and_a_child_per_trial(
+    smoke: tuple[Path, dict[str, Any], str],
+) -> None:
+    _, summary, _ = smoke
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    parent = client.get_run(summary["mlflow"]["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["search.n_trials"] == "6"
+    assert "gen_loop.target_fingerprint" in parent.data.tags
+    history = client.get_metric_history(parent.info.run_id, "best_distance")
+    assert len(history) == 6
+    assert min(m.value for m in history) == pytest.approx(summary["best_distance"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 6
+    assert all("distance" in c.data.metrics and "embed_s" in c.data.metrics for c in children)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "plots", "selection", "finetuned", "summary.json"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.png" in plots and "plots/target_vs_best.png" in plots
+
+
+def test_rerun_in_the_same_folder_resumes_the_study(
+    smoke: tuple[Path, dict[str, Any], str],
+) -> None:
+    run_dir, first, _ = smoke
+    proc = _run(
+        run_dir.parent.parent,
+        "hydra.run.dir=runs/smoke",
+        "search.n_trials=8",
+        "finetune.enabled=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads((run_dir / "summary.json").read_text())
+    assert second["n_trials"] == 8  # 6 kept + 2 new
+    assert second["mlflow"]["run_id"] == first["mlflow"]["run_id"]  # continued, not duplicated
+    assert second["best_distance"] <= first["best_distance"]
+    assert proc.stdout.count("| floor ") == 2
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gen_loop",
+            "run",
+            "debug=smoke",
+            "search.n_trials=200",
+            "hydra.run.dir=runs/interrupted",
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path / "cache"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        if line.startswith("trial    2") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    summary = json.loads((tmp_path / "runs" / "interrupted" / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted by the user"
+    assert summary["n_trials"] >= 3
+    run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
+    assert run.info.status == "KILLED"
