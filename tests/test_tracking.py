@@ -169,7 +169,8 @@ def test_resume_continues_the_same_parent_run(store: str, experiment: str) -> No
         first.log_params({"seed": 0})
         first.log_metrics({"best": 2.0}, step=0)
     with Tracker(store, experiment, "ignored", resume_run_id=first.run_id) as second:
-        second.log_params({"seed": 0})  # the same value again is accepted
+        assert second.log_params({"seed": 0, "new": 1}) == []  # same value again: accepted
+        assert second.log_params({"seed": 5}) == ["seed"]  # a changed value is reported
         second.log_metrics({"best": 1.0}, step=1)
         with second.trial(1, {}):
             pass
@@ -181,6 +182,7 @@ def test_resume_continues_the_same_parent_run(store: str, experiment: str) -> No
     assert [r.info.run_id for r in parents] == [first.run_id]
     history = client.get_metric_history(first.run_id, "best")
     assert [(m.step, m.value) for m in history] == [(0, 2.0), (1, 1.0)]
+    assert client.get_run(first.run_id).data.params == {"seed": "0", "new": "1"}
     assert client.get_run(first.run_id).info.status == "FINISHED"
 
 

@@ -31,7 +31,7 @@ class EmbedderConfig:
     # A checkpoint path; "base" = the base model (shipped, or made by `train-base`);
     # "random" = random initialisation (only when explicitly asked).
     weights: str = "base"
-    layers: list[int] = field(default_factory=lambda: [28])
+    layers: list[int] = field(default_factory=lambda: [14])
     imgsz: int = 256
     device: str = "auto"
     batch_size: int = 32
@@ -64,7 +64,7 @@ class SearchConfig:
     """Optuna ask/tell search and the convergence rule."""
 
     sampler: str = "tpe"  # tpe | random | qmc
-    n_trials: int = 60
+    n_trials: int = 100
     timeout_s: Optional[float] = None
     batch_size: int = 32
     seed: int = 0
@@ -75,7 +75,7 @@ class SearchConfig:
     storage: Optional[str] = None  # None: sqlite file optuna.db in the run folder
     space: dict[str, ParamRangeConfig] = field(default_factory=dict)
     floor_factor: float = 1.0  # stop when best <= floor_factor * noise floor
-    patience: int = 25  # ... or no relative improvement >= min_rel_improvement for this many
+    patience: int = 30  # ... or no relative improvement >= min_rel_improvement for this many
     min_rel_improvement: float = 0.01
     max_consecutive_failures: int = 5
 

@@ -10,7 +10,7 @@ from gen_loop.errors import ConfigError
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _METRICS = ("zscore_l2", "l2", "cosine")
-_SAMPLERS = ("tpe", "random", "qmc")
+_SAMPLERS = ("tpe", "gp", "random", "qmc")
 _SELECTION = ("quantile", "topk")
 
 

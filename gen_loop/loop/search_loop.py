@@ -24,20 +24,18 @@ from gen_loop.tracking.plots import image_grid
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchOutcome:
     """How the search ended.
 
     Attributes:
         stop_reason: why it stopped.
         n_failed: failed trials (this session and earlier ones of a resumed study).
-        best_result: the best trial's result of this session, if the best ran in it.
         interrupted: True when the user pressed Ctrl-C.
     """
 
     stop_reason: str
     n_failed: int
-    best_result: TrialResult | None
     interrupted: bool = False
 
 
@@ -77,68 +75,74 @@ def replay_history(study: optuna.Study, convergence: Convergence) -> int:
 def search(
     study: optuna.Study, setup: TrialSetup, convergence: Convergence, tracker: Tracker
 ) -> SearchOutcome:
-    """Run trials until ``convergence`` says stop, logging each to MLflow and the console."""
+    """Run trials until ``convergence`` says stop, logging each to MLflow and the console.
+
+    A failing trial is recorded as failed with its error and the loop goes on, unless
+    ``setup.max_consecutive_failures`` fail in a row (a broken generator, not a bad point).
+    Ctrl-C fails the running trial and returns with ``interrupted`` set.
+    """
     failed = replay_history(study, convergence)
-    best_result: TrialResult | None = None
-    consecutive_failures = 0
+    consecutive = 0
     start = time.monotonic()
-    reason = convergence.stop_reason(0.0)
-    while reason is None:
-        trial = study.ask(dict(setup.space))
-        params = {**setup.base_params, **trial.params}
-        try:
-            result = _run_trial(trial, params, setup, tracker)
-        except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
-            return SearchOutcome("interrupted by the user", failed + 1, best_result, True)
-        except Exception as err:  # a failed trial is recorded and the loop goes on
+    pending: optuna.Trial | None = None
+    try:
+        while (reason := convergence.stop_reason(time.monotonic() - start)) is None:
+            pending = study.ask(dict(setup.space))
+            error = _step(pending, study, setup, convergence, tracker)
+            pending = None
+            if error is None:
+                consecutive = 0
+                continue
             failed += 1
-            consecutive_failures += 1
-            message = f"{type(err).__name__}: {err}"
-            trial.set_user_attr("error", message[:2000])
-            study.tell(trial, state=TrialState.FAIL)
-            convergence.update(trial.number, None)
-            print(
-                trial_line(
-                    trial.number,
-                    None,
-                    convergence.best,
-                    convergence.best_trial,
-                    convergence.noise_floor,
-                    trial.params,
-                    message,
-                ),
-                flush=True,
-            )
-            if consecutive_failures >= setup.max_consecutive_failures:
+            consecutive += 1
+            if consecutive >= setup.max_consecutive_failures:
                 return SearchOutcome(
-                    f"aborted: {consecutive_failures} consecutive failed trials (last: {message})",
-                    failed,
-                    best_result,
+                    f"aborted: {consecutive} consecutive failed trials (last: {error})", failed
                 )
-            reason = convergence.stop_reason(time.monotonic() - start)
-            continue
-        consecutive_failures = 0
-        study.tell(trial, result.distance)
-        convergence.update(trial.number, result.distance)
-        if convergence.best_trial == trial.number:
-            best_result = result
+    except KeyboardInterrupt:
+        if pending is not None:
+            study.tell(pending, state=TrialState.FAIL, skip_if_finished=True)
+            failed += 1
+        return SearchOutcome("interrupted by the user", failed, interrupted=True)
+    return SearchOutcome(reason, failed)
+
+
+def _step(
+    trial: optuna.Trial,
+    study: optuna.Study,
+    setup: TrialSetup,
+    convergence: Convergence,
+    tracker: Tracker,
+) -> str | None:
+    """Run, tell, record and print one trial; return its error message if it failed."""
+    params = {**setup.base_params, **trial.params}
+    error: str | None = None
+    try:
+        result = _run_trial(trial, params, setup, tracker)
+    except Exception as err:  # recorded as a failed trial; the loop goes on
+        error = f"{type(err).__name__}: {err}"
+        trial.set_user_attr("error", error[:2000])
+        study.tell(trial, state=TrialState.FAIL)
+        convergence.update(trial.number, None)
+        distance = None
+    else:
+        distance = result.distance
+        study.tell(trial, distance)
+        convergence.update(trial.number, distance)
         tracker.log_metrics(
-            {"distance": result.distance, "best_distance": convergence.best}, step=trial.number
+            {"distance": distance, "best_distance": convergence.best}, step=trial.number
         )
-        print(
-            trial_line(
-                trial.number,
-                result.distance,
-                convergence.best,
-                convergence.best_trial,
-                convergence.noise_floor,
-                trial.params,
-            ),
-            flush=True,
-        )
-        reason = convergence.stop_reason(time.monotonic() - start)
-    return SearchOutcome(reason, failed, best_result)
+    line = trial_line(
+        trial.number,
+        distance,
+        convergence.best,
+        convergence.best_trial,
+        convergence.noise_floor,
+        trial.params,
+        error,
+    )
+    print(line, flush=True)
+    return error
 
 
 def _run_trial(

@@ -149,7 +149,9 @@ class LoopSession:
         for group, key in (("search", "storage"), ("tracking", "uri")):
             if params[group][key]:  # no database password in MLflow params
                 params[group][key] = _mask(params[group][key])
-        tracker.log_params({str(k): v for k, v in params.items()})
+        changed = tracker.log_params({str(k): v for k, v in params.items()})
+        if changed:  # a resumed run with other settings: config.yaml holds the new ones
+            tracker.set_tags({"gen_loop.changed_on_resume": ", ".join(changed)})
         tracker.log_artifact(self.run_dir / "config.yaml")
         tracker.set_tags(
             {

@@ -8,7 +8,7 @@ import optuna
 
 from gen_loop.errors import ConfigError
 
-SAMPLERS = ("tpe", "random", "qmc")
+SAMPLERS = ("tpe", "gp", "random", "qmc")
 
 
 def make_sampler(
@@ -17,7 +17,9 @@ def make_sampler(
     """The search's sampler.
 
     TPE is multivariate (models parameter interactions such as exposure vs gamma) with
-    ``n_startup_trials`` random trials first; random and scrambled-Sobol QMC are baselines.
+    ``n_startup_trials`` random trials first. GP (Gaussian-process Bayesian optimisation) suits
+    the loop's deterministic, continuous, low-dimensional objective; random and scrambled-Sobol
+    QMC are baselines.
     """
     if kind == "tpe":
         return optuna.samplers.TPESampler(
@@ -27,6 +29,8 @@ def make_sampler(
             group=multivariate,
             constant_liar=True,  # several workers on one study don't pile onto one point
         )
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "qmc":

@@ -94,19 +94,24 @@ class _RunLogger:
         """The client and the id of the run to log to."""
         raise NotImplementedError
 
-    def log_params(self, params: Mapping[str, object]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> list[str]:
         """Log parameters, nested mappings flattened to dotted keys.
 
         Values are ``str()``-ed and truncated to MLflow's length limit; keys with characters
-        MLflow rejects are sanitised. A key already logged on this run with another value makes
-        MLflow raise (params are immutable).
+        MLflow rejects are sanitised. MLflow params are immutable, so on a continued run a key
+        already logged with the same value is skipped, and one logged with another value is
+        left as it was and reported.
 
         Args:
             params: Parameter names to values; values that are mappings are flattened.
+
+        Returns:
+            The keys whose new value differs from the one already logged (not changed).
         """
         from mlflow.entities import Param
 
         client, run_id = self._target()
+        logged = client.get_run(run_id).data.params
         limit = _limit("MAX_PARAM_VAL_LENGTH", _MAX_PARAM_VAL_LENGTH)
         entries: dict[str, str] = {}
         for raw_key, value in _flatten(params).items():
@@ -115,10 +120,15 @@ class _RunLogger:
                 _logger.warning("Param %r collides with another key after sanitising.", raw_key)
                 continue
             entries[key] = _truncate(str(value), limit, f"Param {key!r}")
-        batch = [Param(k, v) for k, v in entries.items()]
+        changed = sorted(k for k, v in entries.items() if k in logged and logged[k] != v)
+        if changed:
+            _logger.warning("Params already logged with other values, kept as they were: %s",
+                            ", ".join(changed))
+        batch = [Param(k, v) for k, v in entries.items() if k not in logged]
         size = _limit("MAX_PARAMS_TAGS_PER_BATCH", _MAX_PARAMS_TAGS_PER_BATCH)
         for chunk in _chunks(batch, size):
             client.log_batch(run_id, params=chunk)
+        return changed
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags (keys sanitised, values ``str()``-ed and truncated).

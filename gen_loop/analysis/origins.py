@@ -1,0 +1,177 @@
+"""Named image sets ("origins") for the analysis: folders, YOLO datasets, generated batches.
+
+A set is given as a path:
+
+- a folder of images (searched recursively);
+- a YOLO dataset folder with ``images/`` and ``labels/`` (``data.yaml`` optional): the images
+  are read from ``images/`` and each ``labels/<same relative path>.txt`` gives its boxes;
+- a YOLO ``data.yaml``: its ``val`` split (else ``train``) under its ``path``.
+
+Images are read by :func:`gen_loop.target.load_image_folder` (RGB, resized to one size,
+unreadable files skipped and counted). Labels are optional; a set without them is unlabeled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import yaml
+
+from gen_loop.errors import ConfigError, InputDataError
+from gen_loop.generator.yolo_io import read_yolo_labels
+from gen_loop.target.images import load_image_folder
+
+if TYPE_CHECKING:
+    from gen_loop.analysis.detections import Detections
+    from gen_loop.generator.base import Batch
+
+__all__ = ["Origin", "check_set_name", "load_origin", "origin_from_batch", "resolve_set_path"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Origin:
+    """One named image set and what the analysis knows about it.
+
+    Attributes:
+        name: the set's name (a key of ``sets``).
+        images: ``(N, H, W, 3)`` uint8 RGB.
+        paths: where each image came from (a file, or ``generated:<seed>``).
+        description: one line: the folder or how the set was made.
+        fingerprint: identifies the content (for the embedding cache).
+        labels: per image, ``(k, 5)`` YOLO rows, or None when unlabeled.
+        skipped: unreadable files with the reason.
+        embeddings: ``(N, D)`` features, filled in before the analysis.
+        detections: the detector's output per image, if it was run.
+        losses: the real per-image detection loss (labeled sets with a detector run).
+    """
+
+    name: str
+    images: np.ndarray
+    paths: tuple[str, ...]
+    description: str
+    fingerprint: str
+    labels: tuple[np.ndarray, ...] | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    embeddings: np.ndarray | None = None
+    detections: tuple[Detections, ...] | None = None
+    losses: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def check_set_name(name: str) -> str:
+    """Return ``name`` if it can name a set (letters, digits, ``_ . -``), else raise."""
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"sets.{name}", "a set name may hold letters, digits, '_', '.' and '-' only"
+        )
+    return name
+
+
+def resolve_set_path(path: Path) -> tuple[Path, Path | None]:
+    """The images folder of a set and its labels folder, if it has one.
+
+    Raises:
+        InputDataError: If the path does not exist or a ``data.yaml`` cannot be used.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputDataError(f"{path} does not exist; give a folder of images or a data.yaml")
+    if path.is_file():
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise InputDataError(f"{path} is a file; give a folder of images or a data.yaml")
+        return _from_data_yaml(path)
+    if (path / "images").is_dir():
+        labels = path / "labels"
+        return path / "images", labels if labels.is_dir() else None
+    if path.name == "images" and (path.parent / "labels").is_dir():
+        return path, path.parent / "labels"
+    return path, None
+
+
+def _from_data_yaml(path: Path) -> tuple[Path, Path | None]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputDataError(f"cannot read {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise InputDataError(f"{path} is not a YOLO data.yaml (no mapping)")
+    split = data.get("val") or data.get("train")
+    if isinstance(split, list):
+        split = split[0] if split else None
+    if not isinstance(split, str):
+        raise InputDataError(f"{path} names no 'val' or 'train' image folder")
+    root = Path(str(data.get("path") or path.parent))
+    root = root if root.is_absolute() else path.parent / root
+    images = Path(split) if Path(split).is_absolute() else root / split
+    parts = list(images.parts)
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        labels = Path(*parts[:i], "labels", *parts[i + 1 :])
+        return images, labels if labels.is_dir() else None
+    return images, None
+
+
+def load_origin(
+    name: str, path: Path, size: tuple[int, int], max_images: int | None = None
+) -> Origin:
+    """Read one set from disk.
+
+    Args:
+        name: the set's name.
+        path: a folder, a YOLO dataset folder or a data.yaml.
+        size: ``(width, height)`` every image is resized to.
+        max_images: keep at most this many images (sorted by path).
+
+    Returns:
+        The :class:`Origin` (labels when the set is a YOLO dataset).
+
+    Raises:
+        InputDataError: Missing folder, no image file, or no readable image.
+    """
+    images_dir, labels_dir = resolve_set_path(path)
+    loaded = load_image_folder(images_dir, size, max_images)
+    labels = None
+    if labels_dir is not None:
+        files = [labels_dir / p.relative_to(images_dir).with_suffix(".txt") for p in loaded.paths]
+        try:
+            labels = tuple(read_yolo_labels(files))
+        except ValueError as err:
+            raise InputDataError(
+                f"set {name!r}: a label file under {labels_dir} is not YOLO format "
+                f"(class cx cy w h per line): {err}; fix it or give the images folder alone"
+            ) from err
+    return Origin(
+        name=name,
+        images=loaded.images,
+        paths=tuple(str(p) for p in loaded.paths),
+        description=f"{path}" + (" (labeled)" if labels is not None else ""),
+        fingerprint=loaded.fingerprint,
+        labels=labels,
+        skipped=tuple((str(p), reason) for p, reason in loaded.skipped),
+    )
+
+
+def origin_from_batch(name: str, batch: Batch, description: str) -> Origin:
+    """A generated batch as a labeled set."""
+    digest = hashlib.sha256(json.dumps([batch.params, list(batch.seeds)], sort_keys=True).encode())
+    digest.update(str(batch.images.shape).encode())
+    digest.update(np.ascontiguousarray(batch.images).tobytes())
+    return Origin(
+        name=name,
+        images=batch.images,
+        paths=tuple(f"generated:{seed}" for seed in batch.seeds)
+        or tuple(f"generated:{i}" for i in range(len(batch))),
+        description=description,
+        fingerprint=digest.hexdigest(),
+        labels=tuple(batch.labels),
+    )
