@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -74,8 +75,10 @@ def test_study_in_storage_starts_from_the_default_params(
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert len(study.trials) == 6
     assert study.trials[0].params == summary["default_params"]
-    assert study.trials[0].value == pytest.approx(summary["default_distance"])
-    assert study.best_value == pytest.approx(summary["best_distance"])
+    assert study.metric_names == ["log_distance"]
+    assert math.exp(study.trials[0].value) == pytest.approx(summary["default_distance"])
+    assert study.trials[0].user_attrs["distance"] == pytest.approx(summary["default_distance"])
+    assert math.exp(study.best_value) == pytest.approx(summary["best_distance"])
 
 
 def test_mlflow_has_a_parent_run_and_a_child_per_trial(
@@ -150,3 +153,32 @@ def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
     assert summary["n_trials"] >= 3
     run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
     assert run.info.status == "KILLED"
+
+
+def test_user_folder_without_labels_skips_evaluation_with_a_message(tmp_path: Path) -> None:
+    from gen_loop.generator import ProceduralGenerator
+    from gen_loop.generator.yolo_io import write_yolo_dataset
+
+    batch = ProceduralGenerator(96, 96).generate({"fisheye": 0.4, "exposure_ev": 0.5}, 20, 5)
+    write_yolo_dataset(batch, tmp_path / "client")
+    (tmp_path / "client" / "images" / "broken.jpg").write_bytes(b"not a jpeg")
+    proc = _run(
+        tmp_path,
+        "target=folder",
+        f"target.path={tmp_path / 'client' / 'images'}",
+        "hydra.run.dir=runs/user",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "user" / "summary.json").read_text())
+    assert summary["target"]["n_images"] == 20 and summary["target"]["skipped"] == 1
+    assert "broken.jpg" in proc.stderr + proc.stdout  # the skipped file is named
+    assert "no labeled target data" in summary["evaluation"]["skipped"]
+    assert "target_hidden_params" not in summary
+    assert Path(summary["finetuned_weights"]).is_file()  # fine-tuned, just not evaluated
+
+
+def test_missing_target_folder_fails_before_any_work(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "target=folder", f"target.path={tmp_path / 'nope'}")
+    assert proc.returncode == 2
+    assert "target.path" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("summary.json"))

@@ -20,7 +20,14 @@ from gen_loop.config import ParamRangeConfig, RunConfig
 from gen_loop.errors import ConfigError
 from gen_loop.generator import ParamSpec, ProceduralGenerator
 from gen_loop.loop.search_loop import replay_history
-from gen_loop.search import SAMPLERS, Convergence, build_space, make_sampler, open_study
+from gen_loop.search import (
+    SAMPLERS,
+    Convergence,
+    build_space,
+    make_sampler,
+    open_study,
+    to_objective,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -291,8 +298,8 @@ def test_replay_fails_and_requeues_a_running_trial_and_feeds_completed_ones(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     start = {"fisheye": 0.0, "contrast": 1.0}
     study = open_study("s", storage, make_sampler("random", 0, 2, True), start)
-    for value in (3.0, 1.5):
-        study.tell(study.ask(_space()), value)
+    for distance in (3.0, 1.5):
+        study.tell(study.ask(_space()), to_objective(distance))
     failed = study.ask(_space())
     study.tell(failed, state=TrialState.FAIL)
     killed = study.ask(_space())  # asked, never told: the process died mid-trial
@@ -308,14 +315,23 @@ def test_replay_fails_and_requeues_a_running_trial_and_feeds_completed_ones(
     retry = [t for t in trials if t.state == TrialState.WAITING]
     assert len(retry) == 1
     assert retry[0].user_attrs["role"] == "retry"
-    assert (conv.best, conv.best_trial) == (1.5, 1)
+    assert (conv.best, conv.best_trial) == (pytest.approx(1.5), 1)
     assert conv.trials_seen == 3  # two completed, one failed; the killed one will be re-run
 
     rerun = resumed.ask(_space())
     assert rerun.params == lost_params
-    resumed.tell(rerun, 0.25)
+    resumed.tell(rerun, to_objective(0.25))
     again = _convergence(n_trials=10)  # a second resume: nothing running, nothing re-queued
     resumed_twice = open_study("s", storage, make_sampler("random", 2, 2, True), start)
     assert replay_history(resumed_twice, again) == 2
     assert not resumed_twice.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
-    assert (again.best, again.best_trial) == (0.25, rerun.number)
+    assert (again.best, again.best_trial) == (pytest.approx(0.25), rerun.number)
+
+
+def test_objective_is_the_log_distance_and_round_trips() -> None:
+    from gen_loop.search import from_objective
+
+    for distance in (1e-6, 0.17, 1.0, 42.0):
+        assert from_objective(to_objective(distance)) == pytest.approx(distance)
+    assert to_objective(0.5) < to_objective(2.0)  # order kept: ranks are unchanged
+    assert math.isfinite(to_objective(0.0))

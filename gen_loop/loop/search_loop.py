@@ -18,6 +18,7 @@ from gen_loop.loop.report import trial_line
 from gen_loop.loop.trial import TrialResult, evaluate_params
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.convergence import Convergence
+from gen_loop.search.study import from_objective, to_objective
 from gen_loop.tracking.mlflow_tracker import Tracker
 from gen_loop.tracking.plots import image_grid
 
@@ -65,7 +66,7 @@ def replay_history(study: optuna.Study, convergence: Convergence) -> int:
             log.warning("trial %d was interrupted earlier: marked failed, re-queued", trial.number)
             failed += 1
         elif trial.state == TrialState.COMPLETE:
-            convergence.update(trial.number, trial.value)
+            convergence.update(trial.number, from_objective(trial.value))
         elif trial.state == TrialState.FAIL:
             failed += 1
             convergence.update(trial.number, None)
@@ -127,7 +128,8 @@ def _step(
         distance = None
     else:
         distance = result.distance
-        study.tell(trial, distance)
+        trial.set_user_attr("distance", distance)
+        study.tell(trial, to_objective(distance))
         convergence.update(trial.number, distance)
         tracker.log_metrics(
             {"distance": distance, "best_distance": convergence.best}, step=trial.number

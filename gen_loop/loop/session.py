@@ -24,7 +24,7 @@ from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
 from gen_loop.score.scorer import CentroidScorer, NoiseFloor
 from gen_loop.search.convergence import Convergence
-from gen_loop.search.study import make_sampler, open_study
+from gen_loop.search.study import from_objective, make_sampler, open_study
 from gen_loop.tracking import plots
 from gen_loop.tracking.mlflow_tracker import Tracker, git_commit
 
@@ -123,6 +123,15 @@ class LoopSession:
             outcome = search(study, setup, convergence, tracker)
             self.timings["search_s"] = time.perf_counter() - clock
             summary = self._summarise(study, outcome, floor, tracker, storage)
+            tracker.set_tags({"gen_loop.stop_reason": outcome.stop_reason})
+            if summary["best_distance"] is not None:
+                tracker.log_metrics(
+                    {
+                        "final_best_distance": summary["best_distance"],
+                        "default_distance": summary["default_distance"] or float("nan"),
+                        "best_over_floor": summary["best_distance"] / floor.mean,
+                    }
+                )
             self._write(summary)
             if outcome.interrupted:
                 print(
@@ -182,9 +191,9 @@ class LoopSession:
         summary: dict[str, Any] = {
             "best_params": {k: best_params[k] for k in self.space},
             "all_params": best_params,
-            "best_distance": best.value if best else None,
+            "best_distance": from_objective(best.value) if best else None,
             "best_trial": best.number if best else None,
-            "default_distance": start.value if start else None,
+            "default_distance": from_objective(start.value) if start else None,
             "default_params": {k: self.base_params[k] for k in self.space},
             "noise_floor": asdict(floor) | {"values": list(floor.values)},
             "n_trials": len(study.trials),
@@ -275,7 +284,7 @@ class LoopSession:
         done = [t for t in study.trials if t.state == TrialState.COMPLETE]
         history = plots.history_figure(
             [t.number for t in done],
-            [t.value for t in done],
+            [from_objective(t.value) for t in done],
             summary["noise_floor"]["mean"],
             summary["default_distance"],
         )

@@ -122,8 +122,10 @@ class _RunLogger:
             entries[key] = _truncate(str(value), limit, f"Param {key!r}")
         changed = sorted(k for k, v in entries.items() if k in logged and logged[k] != v)
         if changed:
-            _logger.warning("Params already logged with other values, kept as they were: %s",
-                            ", ".join(changed))
+            _logger.warning(
+                "Params already logged with other values, kept as they were: %s",
+                ", ".join(changed),
+            )
         batch = [Param(k, v) for k, v in entries.items() if k not in logged]
         size = _limit("MAX_PARAMS_TAGS_PER_BATCH", _MAX_PARAMS_TAGS_PER_BATCH)
         for chunk in _chunks(batch, size):

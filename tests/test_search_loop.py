@@ -1,0 +1,92 @@
+"""The ask/tell loop on real parts: failed trials are recorded and the loop goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from gen_loop._env import configure_offline, configure_ultralytics
+from gen_loop.embedder import YoloEmbedder
+from gen_loop.loop.search_loop import TrialSetup, search
+from gen_loop.score import CentroidScorer
+from gen_loop.search import Convergence, make_sampler, open_study
+from gen_loop.tracking import Tracker
+from tests.fakes import FlakyGenerator
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def parts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[FlakyGenerator, YoloEmbedder, CentroidScorer]:
+    configure_offline(tmp_path_factory.mktemp("cache"))
+    configure_ultralytics()
+    gen = FlakyGenerator(SIZE, SIZE, fail_above=0.5)
+    embedder = YoloEmbedder("yolov7-tiny", None, [14], SIZE, device="cpu")
+    target = gen.generate({"fisheye": 0.4, "color_temp_k": 4500.0}, 24, seed=99)
+    return gen, embedder, CentroidScorer().fit(embedder.embed(target.images))
+
+
+def _setup(parts, max_failures: int) -> TrialSetup:
+    gen, embedder, scorer = parts
+    space = {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
+    return TrialSetup(gen, embedder, scorer, gen.default_params(), space, 6, 0, 2, max_failures)
+
+
+def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) -> None:
+    setup = _setup(parts, max_failures=50)
+    study = open_study(
+        "s",
+        f"sqlite:///{tmp_path / 'o.db'}",
+        make_sampler("random", 0, 0, False),
+        {"fisheye": 0.0, "color_temp_k": 6500.0},
+    )
+    conv = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=12
+    )
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    with Tracker(store, "e", "loop") as tracker:
+        outcome = search(study, setup, conv, tracker)
+        parent = tracker.run_id
+    states = [t.state for t in study.trials]
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(study.trials) == 12 and outcome.stop_reason.startswith("budget")
+    assert failed and TrialState.COMPLETE in states  # some failed, the others still ran
+    assert all(t.params["fisheye"] > 0.5 for t in failed)
+    assert all("simulator crashed" in t.user_attrs["error"] for t in failed)
+    assert outcome.n_failed == len(failed)
+    client = MlflowClient(store)
+    children = client.search_runs(
+        [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    by_status = {c.info.status for c in children}
+    assert len(children) == 12 and by_status == {"FINISHED", "FAILED"}
+    assert all(
+        "simulator crashed" in c.data.tags["gen_loop.error"]
+        for c in children
+        if c.info.status == "FAILED"
+    )
+
+
+def test_a_broken_generator_aborts_after_consecutive_failures(parts, tmp_path: Path) -> None:
+    setup = _setup(parts, max_failures=3)
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'o.db'}", sampler=optuna.samplers.RandomSampler(0)
+    )
+    for _ in range(5):  # every trial asks for a crashing fisheye
+        study.enqueue_trial({"fisheye": 0.9, "color_temp_k": 5000.0})
+    conv = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=20
+    )
+    with Tracker(f"sqlite:///{tmp_path / 'm.db'}", "e", "loop") as tracker:
+        outcome = search(study, setup, conv, tracker)
+    assert outcome.stop_reason.startswith("aborted: 3 consecutive failed trials")
+    ran = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert len(ran) == 3 and not np.isfinite(conv.best)
