@@ -24,6 +24,8 @@ commands:
                e.g. python -m gen_loop generate out=/tmp/batch n=32 generator.params.fisheye=0.5
   train-base   train the base detector on source data (default-parameter images, or data=...)
                e.g. python -m gen_loop train-base epochs=40 install=cache
+  analyze      find and explain the domain gap between named image sets and a reference
+               e.g. python -m gen_loop analyze sets.source=/data/train sets.target=/data/client
 
 Overrides use Hydra syntax (key=value, group=option); add --help after the command for the
 composed config and its groups. Results: runs/<time>/summary.json and the MLflow store.
@@ -61,10 +63,19 @@ def _train_base(cfg: DictConfig) -> None:
     train_base_command(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
 
 
+def _analyze(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
+    from gen_loop.analysis.command import analyze
+
+    analyze(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+
+
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None]]] = {
     "run": ("run", _run),
     "generate": ("generate", _generate),
     "train-base": ("train_base", _train_base),
+    "analyze": ("analyze", _analyze),
 }
 
 

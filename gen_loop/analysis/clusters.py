@@ -89,7 +89,7 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> KMeans:
 
 def cluster_embeddings(
     embeddings: np.ndarray,
-    origin_of: Sequence[str],
+    origin_of: Sequence[str] | np.ndarray,
     reference: str,
     k: int | None = None,
     k_max: int = 8,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CONFIDENCE_FEATURES", "DetectorRunner", "Detections", "confidence_features"]
+__all__ = ["CONFIDENCE_FEATURES", "Detections", "DetectorRunner", "confidence_features"]
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,25 @@ def confidence_features(detections: Sequence[Detections]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(CONFIDENCE_FEATURES))
 
 
+def _slice(preds: Any, i: int) -> Any:
+    """Image ``i`` of a batched model output (nested tuples, lists and dicts of tensors)."""
+    if isinstance(preds, dict):
+        return {k: _slice(v, i) for k, v in preds.items()}
+    if isinstance(preds, (list, tuple)):
+        return type(preds)(_slice(v, i) for v in preds)
+    if hasattr(preds, "shape") and len(preds.shape) > 0:
+        return preds[i : i + 1]
+    return preds
+
+
 def _nms() -> Any:
+    """ultralytics' NMS (moved from ``utils.ops`` to ``utils.nms`` in 8.3)."""
+    import importlib
+
     try:
-        from ultralytics.utils.nms import non_max_suppression
-    except ImportError:  # ultralytics < 8.3.150
-        from ultralytics.utils.ops import non_max_suppression
-    return non_max_suppression
+        return importlib.import_module("ultralytics.utils.nms").non_max_suppression
+    except (ImportError, AttributeError):
+        return importlib.import_module("ultralytics.utils.ops").non_max_suppression
 
 
 class DetectorRunner:
@@ -89,7 +102,7 @@ class DetectorRunner:
         seed: initialisation seed of a random model.
         conf: lowest confidence kept by NMS.
         iou: NMS IoU threshold.
-        batch_size: images per forward pass when no loss is needed.
+        batch_size: images per forward pass.
     """
 
     def __init__(
@@ -185,21 +198,18 @@ class DetectorRunner:
         """
         import torch
 
-        dets: list[Detections] = []
-        if labels is None:
-            with torch.inference_mode():
-                for start in range(0, len(images), self.batch_size):
-                    x = self._tensor(images[start : start + self.batch_size])
-                    dets.extend(self._detections(self.net(x)))
-            return dets, None
-        if len(labels) != len(images):
+        if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} label arrays")
-        losses = np.empty(len(images))
+        dets: list[Detections] = []
+        losses = None if labels is None else np.empty(len(images))
         with torch.inference_mode():
-            # One image per pass: ultralytics' loss is normalised over the whole batch.
-            for i in range(len(images)):
-                x = self._tensor(images[i : i + 1])
+            for start in range(0, len(images), self.batch_size):
+                x = self._tensor(images[start : start + self.batch_size])
                 raw = self.net(x)
                 dets.extend(self._detections(raw))
-                losses[i] = self._loss(x, raw, labels[i])
+                if labels is None or losses is None:
+                    continue
+                # ultralytics' loss is normalised over its whole batch: one image at a time.
+                for j in range(len(x)):
+                    losses[start + j] = self._loss(x[j : j + 1], _slice(raw, j), labels[start + j])
         return dets, losses

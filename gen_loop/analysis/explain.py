@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import ks_2samp, spearmanr, wasserstein_distance
@@ -115,7 +116,7 @@ def property_effects(
         One :class:`PropertyEffect` per property present in both, best-explaining first.
         Non-finite values (e.g. the colour temperature of a black image) are left out.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     distances = np.r_[origin_distances, reference_distances]
     for name in origin:
         if name not in reference:
@@ -150,7 +151,7 @@ def property_effects(
         )
     rows.sort(key=lambda r: (-r["ks"], -r["wasserstein_std"]))
     return [
-        PropertyEffect(origin=names[0], reference=names[1], rank=i + 1, **row)  # type: ignore[arg-type]
+        PropertyEffect(origin=names[0], reference=names[1], rank=i + 1, **row)
         for i, row in enumerate(rows)
     ]
 
@@ -183,7 +184,7 @@ def suggestions(
         direction = "raise" if diff * spec.sign > 0 else "lower"
         rel = diff / abs(effect.median_origin) if effect.median_origin != 0 else math.nan
         change = f"{'higher' if diff > 0 else 'lower'}"
-        if math.isfinite(rel) and abs(effect.median_origin) > 1e-6:
+        if math.isfinite(rel) and abs(rel) <= 3:  # a percentage of a value near 0 says little
             change += f" by {abs(rel):.0%}"
         text = (
             f"{effect.reference} {spec.label} is {change} than {effect.origin}'s "

@@ -104,7 +104,9 @@ def projection_figure(
     return _render(fig)
 
 
-def cluster_mix_figure(counts: Sequence[Mapping[str, int]], colors: Mapping[str, str]) -> np.ndarray:
+def cluster_mix_figure(
+    counts: Sequence[Mapping[str, int]], colors: Mapping[str, str]
+) -> np.ndarray:
     """Horizontal stacked bars: each cluster's members by origin (counts)."""
     fig = _figure(7.0, 0.9 + 0.45 * len(counts))
     ax = fig.add_subplot()
@@ -118,7 +120,7 @@ def cluster_mix_figure(counts: Sequence[Mapping[str, int]], colors: Mapping[str,
     ax.invert_yaxis()
     ax.set_xlabel("images")
     ax.set_title("cluster membership by origin")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _render(fig)
 
 

@@ -132,7 +132,7 @@ def project(
         coords = TSNE(2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(z)
         return np.asarray(coords, dtype=np.float64), None
     try:
-        import umap  # type: ignore[import-not-found]
+        import umap
     except ImportError as err:
         raise ConfigError(
             "projection", "umap needs the umap-learn package: pip install umap-learn"

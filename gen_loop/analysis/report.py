@@ -55,7 +55,9 @@ def _thumb(image: np.ndarray, color: str | None = None) -> np.ndarray:
     h, w = image.shape[:2]
     scale = _THUMB / max(h, w)
     if scale < 1:
-        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+        )
     if color is not None:
         image = image.copy()
         rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
@@ -88,11 +90,11 @@ def _galleries(
         local = int(analysis.index_in_origin[i])
         o = by_name[origin]
         det = o.detections[local] if o.detections is not None else None
-        img = o.images[local]
-        if det is not None:
+        img = _thumb(o.images[local])
+        if det is not None:  # drawn after shrinking, so the lines stay visible
             img = image_grid([img], ncols=1, pad=0, boxes=[det.as_yolo()])
         file = f"thumbs/error_{j}.png"
-        save_png(_thumb(img), out / file)
+        save_png(img, out / file)
         conf = analysis.confidence
         errors.append(
             {
@@ -231,6 +233,7 @@ def write_report(
     origins: Sequence[Origin],
     out: Path,
     header: dict[str, str] | None = None,
+    failed: list[dict[str, str]] | None = None,
 ) -> Path:
     """Write ``report.html``, its figures and thumbnails, ``analysis.json`` and
     ``projection.npz`` into ``out``.
@@ -240,6 +243,7 @@ def write_report(
         origins: the same origins (their images fill the galleries).
         out: the report folder (created).
         header: extra lines for the report's header (e.g. the embedder), name -> value.
+        failed: sets that could not be read, each ``{"name", "reason"}``.
 
     Returns:
         The path of ``report.html``.
@@ -256,6 +260,7 @@ def write_report(
         "cluster_galleries": cluster_gallery,
         "error_gallery": errors,
         "header": header or {},
+        "failed_sets": failed or [],
     }
     data = to_json_dict(analysis, origins, extra)
     (out / "analysis.json").write_text(json.dumps(data, indent=1))

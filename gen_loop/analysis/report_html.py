@@ -150,7 +150,9 @@ def _short(path: str) -> str:
 def _properties(data: dict[str, Any], colors: Mapping[str, str]) -> str:
     parts = []
     for origin, effects in data["properties"].items():
-        hints = "".join(f'<div class="hint">→ {_e(h["text"])}</div>' for h in data["suggestions"][origin])
+        hints = "".join(
+            f'<div class="hint">→ {_e(h["text"])}</div>' for h in data["suggestions"][origin]
+        )
         rows = "".join(
             f"<tr><td>{e['rank']}</td><td class='l'>{_e(e['label'])}</td>"
             f"<td>{_num(e['median_origin'])}</td><td>{_num(e['median_reference'])}</td>"

@@ -37,7 +37,7 @@ __all__ = [
     "mmd2_unbiased",
     "mmd_permutation_test",
     "shift_size",
-    "test_features",
+    "shared_features",
     "two_sample_shift",
 ]
 
@@ -89,7 +89,7 @@ class ShiftResult:
     note: str = ""
 
 
-def test_features(a: np.ndarray, b: np.ndarray, max_dim: int) -> np.ndarray:
+def shared_features(a: np.ndarray, b: np.ndarray, max_dim: int) -> np.ndarray:
     """Pool two sets, standardise each dimension, keep the first ``max_dim`` PCA scores.
 
     Args:
@@ -280,7 +280,7 @@ def two_sample_shift(
     auc = auc_p = mmd2 = mmd_p = bandwidth = None
     notes = []
     if n_o >= _MIN_PER_SET and n_r >= _MIN_PER_SET:
-        feats = test_features(origin, reference, max_dim)
+        feats = shared_features(origin, reference, max_dim)
         labels = np.r_[np.ones(n_o), np.zeros(n_r)]
         auc, auc_p = auc_permutation_test(feats, labels, n_permutations, folds, rng)
         mmd2, mmd_p, bandwidth = mmd_permutation_test(feats, labels, n_permutations, rng)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
 from gen_loop.config import schema
 
@@ -24,7 +25,20 @@ _ROOT_SCHEMAS = {
     "base_run": schema.RunConfig,
     "base_generate": schema.GenerateConfig,
     "base_train_base": schema.TrainBaseConfig,
+    "base_analyze": schema.AnalyzeConfig,
 }
+# Dict fields whose keys users name on the command line (`sets.client=/data/x`, no `+`): Hydra
+# puts the whole config in struct mode, and only a node flagged otherwise accepts new keys.
+_OPEN_DICTS = {"base_analyze": ("sets",)}
+
+
+def _with_open_dicts(node: type, keys: tuple[str, ...]) -> type | DictConfig:
+    if not keys:
+        return node
+    cfg = OmegaConf.structured(node)
+    for key in keys:
+        OmegaConf.set_struct(cfg[key], False)
+    return cfg
 
 
 def register_configs() -> None:
@@ -33,4 +47,4 @@ def register_configs() -> None:
     for (group, name), node in _GROUP_SCHEMAS.items():
         store.store(group=group, name=name, node=node)
     for name, node in _ROOT_SCHEMAS.items():
-        store.store(name=name, node=node)
+        store.store(name=name, node=_with_open_dicts(node, _OPEN_DICTS.get(name, ())))
