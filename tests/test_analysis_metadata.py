@@ -87,11 +87,8 @@ def test_srgb_transfer_function() -> None:
 
 def test_colour_temperature_follows_the_generator() -> None:
     generator = ProceduralGenerator(64, 64)
-    medians = [
-        float(np.median(image_properties(generator.generate({"color_temp_k": k}, 8, 0).images)
-                        ["color_temp_k"]))
-        for k in (4000.0, 6500.0, 9000.0)
-    ]
+    batches = [generator.generate({"color_temp_k": k}, 8, 0) for k in (4000.0, 6500.0, 9000.0)]
+    medians = [float(np.median(image_properties(b.images)["color_temp_k"])) for b in batches]
     assert medians[0] < medians[1] < medians[2]
 
 

@@ -1,7 +1,8 @@
 """k-means clusters of all origins' embeddings, their origin mix, and under-represented clusters.
 
-Clustering runs on the pooled embeddings standardised per dimension and reduced to their first
-``max_dim`` principal components (k-means in hundreds of raw dimensions mostly clusters noise).
+Clustering runs on the pooled embeddings reduced to their first ``max_dim`` principal components
+(:func:`~gen_loop.analysis._features.pca_features`; k-means in hundreds of raw dimensions mostly
+clusters noise).
 ``k`` is given, or chosen from 2..``k_max`` by the best silhouette score.
 
 An **under-represented cluster** is a cluster dominated by one origin (``dominance`` of its
@@ -22,6 +23,8 @@ import numpy as np
 from scipy.stats import fisher_exact
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+
+from gen_loop.analysis._features import pca_features
 
 __all__ = ["ClusterResult", "CoverageFlag", "cluster_embeddings", "representatives"]
 
@@ -61,7 +64,7 @@ class ClusterResult:
         counts: ``counts[c][origin]``: images of each origin in cluster ``c``.
         silhouette: silhouette score of each ``k`` tried (only the chosen one when ``k`` given).
         flags: the under-represented clusters.
-        features: the standardised PCA features clustered, ``(n, d)``.
+        features: the PCA features clustered, ``(n, d)``.
         centers: cluster centres in that space, ``(k, d)``.
     """
 
@@ -72,15 +75,6 @@ class ClusterResult:
     flags: list[CoverageFlag]
     features: np.ndarray
     centers: np.ndarray
-
-
-def _features(x: np.ndarray, max_dim: int) -> np.ndarray:
-    centred = x - x.mean(axis=0)
-    std = centred.std(axis=0)
-    centred = centred / np.maximum(std, 1e-12 * (float(std.mean()) + 1e-12))
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
-    k = max(1, min(max_dim, x.shape[0] - 1, x.shape[1]))
-    return u[:, :k] * s[:k]
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> KMeans:
@@ -125,7 +119,7 @@ def cluster_embeddings(
     n = len(x)
     if n < 3:
         raise ValueError(f"clustering needs at least 3 images, got {n}")
-    feats = _features(x, max_dim)
+    feats = pca_features(x, max_dim)
     silhouettes: dict[int, float] = {}
     if k is None:
         best: KMeans | None = None

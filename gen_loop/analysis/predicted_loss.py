@@ -4,7 +4,7 @@ The labeled images (a source set, generated batches) have a real per-image loss
 (:mod:`gen_loop.analysis.detections`). Two estimators carry it over to unlabeled images:
 
 - ``knn``: the mean loss of the ``k`` nearest labeled images in embedding space (the
-  standardised PCA features the clustering uses). It says "images that the model sees like
+  PCA features the clustering uses). It says "images that the model sees like
   these had this loss"; far from every labeled image it extrapolates poorly.
 - ``confidence``: a ridge regression from the detector's own confidence statistics
   (:data:`gen_loop.analysis.detections.CONFIDENCE_FEATURES`) to the loss. It reads how the

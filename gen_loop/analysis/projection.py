@@ -1,6 +1,6 @@
 """2-D projections of the embeddings for the population-exploration plots.
 
-PCA (the default) is fitted once on the standardised embeddings of every origin and saved as
+PCA (the default) is fitted once on the centred embeddings of every origin and saved as
 ``projection.npz``; giving that file back (``projection_file=...``) projects another analysis'
 embeddings into the same plane, so plots of several runs are comparable. t-SNE (scikit-learn)
 and UMAP (the optional ``umap-learn`` package) are non-linear and only fit-transform: their
@@ -27,9 +27,10 @@ class PcaProjection:
 
     Attributes:
         mean: per-dimension mean ``(D,)``.
-        scale: per-dimension std ``(D,)`` (floored above 0).
+        scale: the divisor of each dimension ``(D,)``: one global RMS for all (see
+            :func:`gen_loop.analysis._features.pca_features` for why not a z-score).
         components: the two principal axes ``(2, D)``.
-        explained: fraction of the standardised variance each axis explains.
+        explained: fraction of the (scaled) variance each axis explains.
     """
 
     mean: np.ndarray
@@ -42,8 +43,8 @@ class PcaProjection:
         """Fit on ``(n, D)`` embeddings (n >= 2)."""
         arr = np.asarray(x, dtype=np.float64)
         mean = arr.mean(axis=0)
-        std = arr.std(axis=0)
-        scale = np.maximum(std, 1e-12 * (float(std.mean()) + 1e-12))
+        rms = float(np.sqrt(np.mean((arr - mean) ** 2)))
+        scale = np.full(arr.shape[1], rms if rms > 0 else 1.0)
         z = (arr - mean) / scale
         _, s, vt = np.linalg.svd(z, full_matrices=False)
         components = np.zeros((2, arr.shape[1]))

@@ -11,8 +11,8 @@
    (:class:`gen_loop.score.CentroidScorer`): the set's centroid distance to the reference
    divided by the distance a batch of as many real reference samples has from the rest.
 
-Both tests run on shared, label-free features: the pooled sample standardised per dimension
-and projected on its first ``max_dim`` principal components (whitened for the classifier).
+Both tests run on shared, label-free features: the pooled sample centred and projected on its
+first ``max_dim`` principal components (whitened for the classifier).
 Being label-free, this preprocessing is the same under every permutation, so the permutation
 p-values are exact. The verdict calls a shift when either p-value is at most ``alpha / 2``
 (Bonferroni over the two tests), so two samples of one distribution are called shifted with
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
+from gen_loop.analysis._features import pca_features
 from gen_loop.analysis._logistic import fit_logistic_batch, logistic_decision
 from gen_loop.score import CentroidScorer, Metric
 
@@ -36,8 +37,8 @@ __all__ = [
     "median_bandwidth",
     "mmd2_unbiased",
     "mmd_permutation_test",
-    "shift_size",
     "shared_features",
+    "shift_size",
     "two_sample_shift",
 ]
 
@@ -90,7 +91,7 @@ class ShiftResult:
 
 
 def shared_features(a: np.ndarray, b: np.ndarray, max_dim: int) -> np.ndarray:
-    """Pool two sets, standardise each dimension, keep the first ``max_dim`` PCA scores.
+    """Pool two sets and keep their first ``max_dim`` PCA scores (see :func:`pca_features`).
 
     Args:
         a: First set ``(n_a, D)``.
@@ -100,13 +101,7 @@ def shared_features(a: np.ndarray, b: np.ndarray, max_dim: int) -> np.ndarray:
     Returns:
         ``(n_a + n_b, k)`` float64 PCA scores (not whitened), rows of ``a`` first.
     """
-    pooled = np.vstack([np.asarray(a, np.float64), np.asarray(b, np.float64)])
-    centred = pooled - pooled.mean(axis=0)
-    std = centred.std(axis=0)
-    centred = centred / np.maximum(std, 1e-12 * (float(std.mean()) + 1e-12))
-    k = max(1, min(max_dim, pooled.shape[0] - 1, pooled.shape[1]))
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
-    return u[:, :k] * s[:k]
+    return pca_features(np.vstack([np.asarray(a, np.float64), np.asarray(b, np.float64)]), max_dim)
 
 
 def _stratified_folds(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
