@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def format_params(params: Mapping[str, object]) -> str:
@@ -68,3 +73,20 @@ def final_table(summary: Mapping[str, Any]) -> str:
         rows.append(("evaluation", evaluation["skipped"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)} : {v}" for k, v in rows)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write summary.json atomically (a reader never sees half a file)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)  # type: ignore[call-overload]
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

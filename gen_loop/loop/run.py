@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
@@ -60,21 +57,4 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     return summary
 
 
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write summary.json atomically (a reader never sees half a file)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
-    tmp.replace(path)
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)  # type: ignore[call-overload]
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-__all__ = ["TargetData", "run", "write_summary"]
+__all__ = ["TargetData", "run"]

@@ -65,7 +65,7 @@ def replay_history(study: optuna.Study, convergence: Convergence) -> int:
             study.enqueue_trial(trial.params, user_attrs={"role": "retry"})
             log.warning("trial %d was interrupted earlier: marked failed, re-queued", trial.number)
             failed += 1
-        elif trial.state == TrialState.COMPLETE:
+        elif trial.state == TrialState.COMPLETE and trial.value is not None:
             convergence.update(trial.number, from_objective(trial.value))
         elif trial.state == TrialState.FAIL:
             failed += 1

@@ -20,6 +20,7 @@ from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.finish import finetune_and_evaluate, select_pool
+from gen_loop.loop.report import write_summary
 from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
 from gen_loop.score.scorer import CentroidScorer, NoiseFloor
@@ -312,8 +313,6 @@ class LoopSession:
         plots.save_png(history, self.run_dir / "optimization_history.png")
 
     def _write(self, summary: dict[str, Any]) -> None:
-        from gen_loop.loop.run import write_summary
-
         write_summary(self.run_dir / "summary.json", summary)
 
 
