@@ -386,7 +386,7 @@ def test_vignetting_darkens_corners_not_centre(images_for: Render) -> None:
 
 
 def test_fog_brightens_the_far_region_and_lowers_contrast(images_for: Render) -> None:
-    clear, foggy = images_for(fog=0.0), images_for(fog=0.8)
+    clear, foggy = images_for(weather="clear", fog=0.8), images_for(weather="fog", fog=0.8)
     # The horizon lies between 36 % and 50 % of the height: rows just below it are far ground.
     far = slice(SIZE // 2, int(SIZE * 0.6))
     near = slice(int(SIZE * 0.9), SIZE)

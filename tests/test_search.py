@@ -52,7 +52,7 @@ def test_default_space_becomes_float_distributions_with_the_yaml_bounds(
     compose_run: Callable[[list[str]], RunConfig],
 ) -> None:
     cfg = compose_run(["debug=smoke"])
-    space = build_space(cfg.search.space, SPECS)
+    space = build_space(cfg.search.space, SPECS).distributions
     assert set(space) == set(cfg.search.space)
     assert len(space) == 6
     for name, dist in space.items():
@@ -75,7 +75,7 @@ def test_int_log_and_categorical_entries() -> None:
             "weather": ParamRangeConfig(type="categorical", choices=["clear", "rain"]),
         },
         specs,
-    )
+    ).distributions
     assert space["color_temp_k"] == IntDistribution(3500, 9000, step=500)
     assert space["noise_std"] == FloatDistribution(0.001, 0.1, log=True)
     assert space["weather"] == CategoricalDistribution(["clear", "rain"])
@@ -335,3 +335,85 @@ def test_objective_is_the_log_distance_and_round_trips() -> None:
         assert from_objective(to_objective(distance)) == pytest.approx(distance)
     assert to_objective(0.5) < to_objective(2.0)  # order kept: ranks are unchanged
     assert math.isfinite(to_objective(0.0))
+
+
+# --- conditional, fixed and prior parameters ---------------------------------------------------
+
+
+def _weather_space() -> dict[str, ParamRangeConfig]:
+    return {
+        "weather": ParamRangeConfig(type="categorical", choices=["clear", "fog"]),
+        "fog": ParamRangeConfig(low=0.1, high=1.0, when={"weather": "fog"}),
+        "fisheye": ParamRangeConfig(low=0.0, high=0.9),
+    }
+
+
+def test_conditional_parameter_is_searched_only_when_its_condition_holds() -> None:
+    space = build_space(_weather_space(), ProceduralGenerator().parameters)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = space.suggest(trial)
+        study.tell(trial, 0.0)
+        seen.add(params["weather"])
+        assert ("fog" in params) == (params["weather"] == "fog"), params
+        assert "fisheye" in params
+    assert seen == {"clear", "fog"}  # both branches were exercised
+    assert space.restrict({"weather": "clear", "fog": 0.5, "fisheye": 0.1}) == {
+        "weather": "clear",
+        "fisheye": 0.1,
+    }
+
+
+def test_condition_errors_name_the_key() -> None:
+    specs = ProceduralGenerator().parameters
+    bad_value = {
+        **_weather_space(),
+        "fog": ParamRangeConfig(low=0.1, high=1.0, when={"weather": "snow"}),
+    }
+    with pytest.raises(ConfigError, match=r"search\.space\.fog\.when.*snow"):
+        build_space(bad_value, specs)
+    not_categorical = {
+        "fisheye": ParamRangeConfig(low=0.0, high=0.9),
+        "fog": ParamRangeConfig(low=0.1, high=1.0, when={"fisheye": 0.5}),
+    }
+    with pytest.raises(ConfigError, match=r"search\.space\.fog\.when"):
+        build_space(not_categorical, specs)
+
+
+def test_fixed_parameters_are_validated_and_kept_out_of_the_search() -> None:
+    specs = ProceduralGenerator().parameters
+    space = build_space(_weather_space(), specs, fixed={"gamma": 1.2})
+    assert space.fixed == {"gamma": 1.2} and "gamma" not in space.distributions
+    with pytest.raises(ConfigError, match=r"search\.fixed\.fisheye"):
+        build_space(_weather_space(), specs, fixed={"fisheye": 0.2})
+    with pytest.raises(ConfigError, match=r"search\.fixed\.gamma"):
+        build_space(_weather_space(), specs, fixed={"gamma": 9.0})
+
+
+def test_priors_are_enqueued_after_the_start_point(tmp_path: Path) -> None:
+    specs = ProceduralGenerator().parameters
+    space = build_space(
+        _weather_space(), specs, enqueue=[{"weather": "fog", "fog": 0.6, "fisheye": 0.5}]
+    )
+    start = {"weather": "clear", "fisheye": 0.0}
+    study = open_study(
+        "p", f"sqlite:///{tmp_path / 'o.db'}", make_sampler("tpe", 0, 5, True), start, space.priors
+    )
+    first, second = study.ask(), study.ask()
+    assert space.suggest(first) == start
+    assert space.suggest(second) == {"weather": "fog", "fog": 0.6, "fisheye": 0.5}
+    assert second.user_attrs["role"] == "prior"
+    with pytest.raises(ConfigError, match=r"search\.enqueue\[0\]"):
+        build_space(_weather_space(), specs, enqueue=[{"gamma": 1.0}])
+
+
+def test_weather_search_config_builds_a_conditional_space(
+    compose_run: Callable[[list[str]], RunConfig],
+) -> None:
+    cfg = compose_run(["search=weather"])
+    space = build_space(cfg.search.space, SPECS, cfg.search.fixed, cfg.search.enqueue)
+    assert space.conditions == {"fog": {"weather": "fog"}}
+    assert space.fixed == {"sun_elevation": 45.0}
+    assert len(space.distributions) == 8

@@ -16,6 +16,7 @@ from gen_loop.embedder import YoloEmbedder
 from gen_loop.loop.search_loop import TrialSetup, search
 from gen_loop.score import CentroidScorer
 from gen_loop.search import Convergence, make_sampler, open_study
+from gen_loop.search.space import SearchSpace
 from gen_loop.tracking import Tracker
 from tests.fakes import FlakyGenerator
 
@@ -36,7 +37,9 @@ def parts(
 
 def _setup(parts, max_failures: int) -> TrialSetup:
     gen, embedder, scorer = parts
-    space = {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
+    space = SearchSpace(
+        {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
+    )
     return TrialSetup(gen, embedder, scorer, gen.default_params(), space, 6, 0, 2, max_failures)
 
 

@@ -57,6 +57,9 @@ class ParamRangeConfig:
     log: bool = False
     step: Optional[float] = None
     choices: Optional[list[Any]] = None
+    # Searched only when every named (earlier, categorical) parameter has the given value,
+    # e.g. fog: {low: 0, high: 1, when: {weather: fog}}.
+    when: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -74,6 +77,10 @@ class SearchConfig:
     study_name: str = "gen_loop"
     storage: Optional[str] = None  # None: sqlite file optuna.db in the run folder
     space: dict[str, ParamRangeConfig] = field(default_factory=dict)
+    # Held at these values for this search (over generator.params), not searched.
+    fixed: dict[str, Any] = field(default_factory=dict)
+    # Extra starting points (priors) enqueued after trial 0, e.g. settings known to be close.
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
     floor_factor: float = 1.0  # stop when best <= floor_factor * noise floor
     patience: int = 30  # ... or no relative improvement >= min_rel_improvement for this many
     min_rel_improvement: float = 0.01
@@ -95,6 +102,10 @@ class TargetConfig:
 
     path: Optional[str] = None
     max_images: Optional[int] = None
+    # Videos in the target (or a video as target.path): every video_stride-th frame, at most
+    # video_max_frames per video; max_images still caps the total.
+    video_stride: int = 10
+    video_max_frames: Optional[int] = 300
     # A labeled holdout (YOLO data.yaml) for evaluation; the demo target supplies its own.
     labels: Optional[str] = None
     demo: DemoTargetConfig = field(default_factory=DemoTargetConfig)

@@ -20,7 +20,13 @@ SCENE_PARAMETERS: tuple[ParamSpec, ...] = (
         "deg",
         "sun elevation: light level and sky colour (5 = dusk, 90 = noon)",
     ),
-    ParamSpec("fog", 0.0, 0.0, 1.0, "", "fog density; fog thickens with distance"),
+    ParamSpec(
+        "weather",
+        "clear",
+        doc="clear or fog (fog density applies only with fog)",
+        choices=("clear", "fog"),
+    ),
+    ParamSpec("fog", 0.3, 0.0, 1.0, "", "fog density when weather=fog; thickens with distance"),
     ParamSpec(
         "object_density",
         1.0,
@@ -61,7 +67,7 @@ class ProceduralGenerator(Generator):
             width=self.width,
             height=self.height,
             sun_elevation=float(resolved["sun_elevation"]),
-            fog=float(resolved["fog"]),
+            fog=float(resolved["fog"]) if resolved["weather"] == "fog" else 0.0,
             object_density=float(resolved["object_density"]),
         )
         sensor = SensorModel(resolved)

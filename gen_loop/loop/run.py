@@ -30,7 +30,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     from gen_loop.search.space import build_space
 
     generator, base_params = build_generator(cfg.generator)
-    space = build_space(cfg.search.space, generator.parameters)
+    space = build_space(
+        cfg.search.space, generator.parameters, cfg.search.fixed, cfg.search.enqueue
+    )
+    base_params = {**base_params, **space.fixed}
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     target = load_target(cfg.target, generator, cache_dir)  # errors before any heavy work

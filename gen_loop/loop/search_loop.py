@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from gen_loop.embedder.base import Embedder
@@ -18,6 +17,7 @@ from gen_loop.loop.report import trial_line
 from gen_loop.loop.trial import TrialResult, evaluate_params
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.convergence import Convergence
+from gen_loop.search.space import SearchSpace
 from gen_loop.search.study import from_objective, to_objective
 from gen_loop.tracking.mlflow_tracker import Tracker
 from gen_loop.tracking.plots import image_grid
@@ -48,7 +48,7 @@ class TrialSetup:
     embedder: Embedder
     scorer: Scorer
     base_params: Mapping[str, ParamValue]
-    space: Mapping[str, BaseDistribution]
+    space: SearchSpace
     batch_size: int
     scene_seed: int
     trial_images: int
@@ -88,7 +88,7 @@ def search(
     pending: optuna.Trial | None = None
     try:
         while (reason := convergence.stop_reason(time.monotonic() - start)) is None:
-            pending = study.ask(dict(setup.space))
+            pending = study.ask()
             error = _step(pending, study, setup, convergence, tracker)
             pending = None
             if error is None:
@@ -116,7 +116,7 @@ def _step(
     tracker: Tracker,
 ) -> str | None:
     """Run, tell, record and print one trial; return its error message if it failed."""
-    params = {**setup.base_params, **trial.params}
+    params = {**setup.base_params, **setup.space.suggest(trial)}
     error: str | None = None
     try:
         result = _run_trial(trial, params, setup, tracker)

@@ -25,6 +25,7 @@ from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
 from gen_loop.score.scorer import CentroidScorer, NoiseFloor
 from gen_loop.search.convergence import Convergence
+from gen_loop.search.space import SearchSpace
 from gen_loop.search.study import from_objective, make_sampler, open_study
 from gen_loop.tracking import plots
 from gen_loop.tracking.mlflow_tracker import Tracker, git_commit
@@ -42,7 +43,7 @@ class LoopSession:
         cache_dir: Path,
         generator: Generator,
         base_params: dict[str, ParamValue],
-        space: Mapping[str, BaseDistribution],
+        space: SearchSpace,
         embedder: Embedder,
         weights: Path | None,
         target: TargetData,
@@ -99,8 +100,9 @@ class LoopSession:
                 cfg.search.n_startup_trials,
                 cfg.search.multivariate,
             )
-            start = {k: self.base_params[k] for k in self.space}
-            study = open_study(cfg.search.study_name, storage, sampler, start)
+            start = self.space.restrict(self.base_params)
+            priors = [self.space.restrict({**self.base_params, **p}) for p in self.space.priors]
+            study = open_study(cfg.search.study_name, storage, sampler, start, priors)
             convergence = Convergence(
                 noise_floor=floor.mean,
                 floor_factor=cfg.search.floor_factor,
@@ -190,12 +192,12 @@ class LoopSession:
         best_params = {**self.base_params, **(best.params if best else {})}
         hidden = self.target.hidden_params
         summary: dict[str, Any] = {
-            "best_params": {k: best_params[k] for k in self.space},
+            "best_params": {k: best_params[k] for k in self.space.distributions},
             "all_params": best_params,
             "best_distance": from_objective(best.value) if best else None,
             "best_trial": best.number if best else None,
             "default_distance": from_objective(start.value) if start else None,
-            "default_params": {k: self.base_params[k] for k in self.space},
+            "default_params": self.space.restrict(self.base_params),
             "noise_floor": asdict(floor) | {"values": list(floor.values)},
             "n_trials": len(study.trials),
             "n_failed": sum(t.state == TrialState.FAIL for t in study.trials),
@@ -224,8 +226,9 @@ class LoopSession:
             "run_dir": str(self.run_dir),
         }
         if hidden is not None:
-            summary["target_hidden_params"] = {k: hidden[k] for k in self.space}
-            summary["recovery_error"] = _recovery_error(best_params, hidden, self.space)
+            searched = self.space.distributions
+            summary["target_hidden_params"] = {k: hidden[k] for k in searched}
+            summary["recovery_error"] = _recovery_error(best_params, hidden, searched)
         return summary
 
     def _finish(

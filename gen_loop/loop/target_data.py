@@ -10,6 +10,7 @@ from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.target.demo import demo_target
 from gen_loop.target.images import ImageSet, load_image_folder
+from gen_loop.target.media import load_media
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,14 @@ class TargetData:
 
 
 def load_target(cfg: TargetConfig, generator: Generator, cache_dir: Path) -> TargetData:
-    """Load ``target.path``, or make/load the demo target when it is null."""
+    """Load ``target.path`` (images and/or videos), or make/load the demo target when null."""
     size = (int(getattr(generator, "width", 256)), int(getattr(generator, "height", 256)))
     labels = Path(cfg.labels) if cfg.labels else None
     if cfg.path is not None:
-        images = load_image_folder(Path(cfg.path), size, cfg.max_images)
-        return TargetData(images, labels, None, f"folder {cfg.path}")
+        path = Path(cfg.path)
+        images = load_media(path, size, cfg.max_images, cfg.video_stride, cfg.video_max_frames)
+        kind = "video" if path.is_file() else "folder"
+        return TargetData(images, labels, None, f"{kind} {cfg.path}")
     demo = demo_target(generator, cfg.demo.params, cfg.demo.n, cfg.demo.seed, cache_dir)
     images = load_image_folder(demo.images_dir, size, cfg.max_images)
     return TargetData(

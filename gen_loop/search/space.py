@@ -1,10 +1,13 @@
 """The search space: config entries checked against the generator and turned into Optuna
-distributions."""
+distributions, with conditional parameters and fixed values."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -14,27 +17,111 @@ from optuna.distributions import (
 
 from gen_loop.config.schema import ParamRangeConfig
 from gen_loop.errors import ConfigError
-from gen_loop.generator.params import ParamSpec
+from gen_loop.generator.params import ParamSpec, ParamValue
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the search proposes.
+
+    Attributes:
+        distributions: one Optuna distribution per searched parameter, in config order.
+        conditions: for a conditional parameter, the values other parameters must have for it
+            to be searched (``{"fog": {"weather": "fog"}}``).
+        fixed: parameters held at a value for this search.
+        priors: extra starting points to enqueue after trial 0 (searched parameters only).
+    """
+
+    distributions: dict[str, BaseDistribution]
+    conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fixed: dict[str, ParamValue] = field(default_factory=dict)
+    priors: list[dict[str, ParamValue]] = field(default_factory=list)
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, ParamValue]:
+        """Sample the trial's parameters in order, skipping inactive conditional ones."""
+        chosen: dict[str, ParamValue] = {}
+        for name, dist in self.distributions.items():
+            if self.active(name, chosen):
+                chosen[name] = _suggest(trial, name, dist)
+        return chosen
+
+    def active(self, name: str, chosen: Mapping[str, object]) -> bool:
+        """Whether ``name`` is searched given the values chosen before it."""
+        return all(chosen.get(k) == v for k, v in self.conditions.get(name, {}).items())
+
+    def restrict(self, params: Mapping[str, ParamValue]) -> dict[str, ParamValue]:
+        """The searched, active subset of ``params`` (e.g. to enqueue a starting point)."""
+        out: dict[str, ParamValue] = {}
+        for name in self.distributions:
+            if name in params and self.active(name, out | dict(params)):
+                out[name] = params[name]
+        return out
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> ParamValue:
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)  # type: ignore[return-value]
+    raise TypeError(f"unsupported distribution for {name}: {dist!r}")
 
 
 def build_space(
-    space: Mapping[str, ParamRangeConfig], specs: Mapping[str, ParamSpec]
-) -> dict[str, BaseDistribution]:
-    """Optuna distributions for ``space``; every error names its ``search.space`` key.
+    space: Mapping[str, ParamRangeConfig],
+    specs: Mapping[str, ParamSpec],
+    fixed: Mapping[str, Any] | None = None,
+    enqueue: Sequence[Mapping[str, Any]] | None = None,
+) -> SearchSpace:
+    """The search space of the config; every error names its ``search.*`` key.
 
     Args:
         space: the searched parameters from the config.
         specs: the generator's parameters (names, valid ranges).
+        fixed: parameters held at a value (``search.fixed``).
+        enqueue: starting points to try first (``search.enqueue``), searched parameters only.
     """
     if not space:
         raise ConfigError("search.space", "is empty; name at least one generator parameter")
-    out: dict[str, BaseDistribution] = {}
+    distributions: dict[str, BaseDistribution] = {}
+    conditions: dict[str, dict[str, Any]] = {}
     for name, entry in space.items():
         key = f"search.space.{name}"
         if name not in specs:
             raise ConfigError(key, f"unknown generator parameter; known: {sorted(specs)}")
-        out[name] = _distribution(key, entry, specs[name])
-    return out
+        distributions[name] = _distribution(key, entry, specs[name])
+        if entry.when:
+            conditions[name] = _condition(f"{key}.when", dict(entry.when), distributions)
+    held: dict[str, ParamValue] = {}
+    for name, value in (fixed or {}).items():
+        key = f"search.fixed.{name}"
+        if name not in specs:
+            raise ConfigError(key, f"unknown generator parameter; known: {sorted(specs)}")
+        if name in distributions:
+            raise ConfigError(key, "is also in search.space; a parameter is fixed or searched")
+        held[name] = _check_value(key, specs[name], value)
+    priors = []
+    for i, point in enumerate(enqueue or []):
+        unknown = sorted(set(point) - set(distributions))
+        if unknown:
+            raise ConfigError(f"search.enqueue[{i}]", f"{unknown} are not in search.space")
+        priors.append(
+            {k: _check_value(f"search.enqueue[{i}].{k}", specs[k], v) for k, v in point.items()}
+        )
+    return SearchSpace(distributions, conditions, held, priors)
+
+
+def _condition(
+    key: str, when: dict[str, Any], earlier: Mapping[str, BaseDistribution]
+) -> dict[str, Any]:
+    for other, value in when.items():
+        dist = earlier.get(other)
+        if not isinstance(dist, CategoricalDistribution):
+            raise ConfigError(key, f"'{other}' must be a categorical parameter listed before it")
+        if value not in dist.choices:
+            raise ConfigError(key, f"{other}={value!r} is not one of {list(dist.choices)}")
+    return when
 
 
 def _distribution(key: str, entry: ParamRangeConfig, spec: ParamSpec) -> BaseDistribution:
@@ -61,8 +148,8 @@ def _distribution(key: str, entry: ParamRangeConfig, spec: ParamSpec) -> BaseDis
     return FloatDistribution(entry.low, entry.high, log=entry.log, step=entry.step)
 
 
-def _check_value(key: str, spec: ParamSpec, value: object) -> None:
+def _check_value(key: str, spec: ParamSpec, value: Any) -> ParamValue:
     try:
-        spec.validate(value)  # type: ignore[arg-type]
+        return spec.validate(value)
     except ValueError as err:
         raise ConfigError(key, f"{err} (the generator's valid range)") from err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import optuna
 
@@ -61,11 +61,13 @@ def open_study(
     storage: str,
     sampler: optuna.samplers.BaseSampler,
     start_params: Mapping[str, object],
+    priors: Sequence[Mapping[str, object]] = (),
 ) -> optuna.Study:
     """Create the study, or load it when ``name`` already exists in ``storage`` (resume).
 
     A new study gets the generator's current parameters enqueued as trial 0, so every study
-    shows how far the starting point is from the target.
+    shows how far the starting point is from the target, then the ``priors`` (other known
+    settings) in order.
     """
     study = optuna.create_study(
         study_name=name,
@@ -77,4 +79,6 @@ def open_study(
     if not study.trials:
         study.set_metric_names([OBJECTIVE_NAME])
         study.enqueue_trial(dict(start_params), user_attrs={"role": "start"})
+        for prior in priors:
+            study.enqueue_trial(dict(prior), user_attrs={"role": "prior"})
     return study
