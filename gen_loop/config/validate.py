@@ -73,15 +73,26 @@ def check_run_config(cfg: RunConfig) -> None:
     if not 0.0 <= ft.val_fraction < 1.0:
         raise ConfigError("finetune.val_fraction", f"{ft.val_fraction} must be in [0, 1)")
     t = cfg.target
-    if t.path is not None and not Path(t.path).is_dir():
-        raise ConfigError("target.path", f"{t.path} is not a folder of images")
+    if t.path is not None and not _is_target_path(Path(t.path)):
+        raise ConfigError("target.path", f"{t.path} is not a folder of images/videos or a video")
     if t.labels is not None and not Path(t.labels).is_file():
         raise ConfigError("target.labels", f"{t.labels} is not a YOLO data.yaml file")
     if t.max_images is not None:
         _positive("target.max_images", t.max_images)
+    _positive("target.video_stride", t.video_stride)
+    if t.video_max_frames is not None:
+        _positive("target.video_max_frames", t.video_max_frames)
     _positive("target.demo.n", t.demo.n)
     if t.path is None and t.demo.n < 4:
         raise ConfigError("target.demo.n", "the demo target needs at least 4 images")
+
+
+def _is_target_path(path: Path) -> bool:
+    """A folder (its contents are checked when loaded), or a file with a video suffix."""
+    # Imported here: the target package pulls in OpenCV, which validation does not otherwise need.
+    from gen_loop.target.video import is_video
+
+    return path.is_dir() or (path.is_file() and is_video(path))
 
 
 def _positive(key: str, value: float) -> None:

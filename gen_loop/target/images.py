@@ -65,6 +65,8 @@ class ImageSet:
 
     Attributes:
         paths: The files that were read, in sorted order; row ``i`` of ``images`` is ``paths[i]``.
+            A video frame is named ``<video>#frame=<index>`` (see
+            :func:`gen_loop.target.video.frame_path`), which is no file on disk.
         images: Array of shape (N, H, W, 3), dtype uint8, RGB channel order.
         skipped: Each unreadable file with the reason it was skipped.
         fingerprint: SHA-256 hex digest over the relative paths and bytes of ``paths`` and the
@@ -257,7 +259,9 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=interpolation)
 
 
-def _report_skipped(folder: Path, skipped: list[tuple[Path, str]], attempted: int) -> None:
+def _report_skipped(
+    folder: Path, skipped: list[tuple[Path, str]], attempted: int, noun: str = "images"
+) -> None:
     """Log one warning naming how many files were skipped and the first few."""
     if not skipped:
         return
@@ -266,7 +270,7 @@ def _report_skipped(folder: Path, skipped: list[tuple[Path, str]], attempted: in
     )
     more = ", ..." if len(skipped) > _WARN_NAMES else ""
     logger.warning(
-        "skipped %d of %d images in %s: %s%s", len(skipped), attempted, folder, names, more
+        "skipped %d of %d %s in %s: %s%s", len(skipped), attempted, noun, folder, names, more
     )
 
 
