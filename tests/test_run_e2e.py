@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -120,6 +121,18 @@ def test_rerun_in_the_same_folder_resumes_the_study(
     assert second["mlflow"]["run_id"] == first["mlflow"]["run_id"]  # continued, not duplicated
     assert second["best_distance"] <= first["best_distance"]
     assert proc.stdout.count("| floor ") == 2
+
+
+def test_fine_tune_mixes_in_replayed_source_images(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "finetune.replay_fraction=0.5", "hydra.run.dir=runs/replay")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "replay"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    n_train = summary["selected_count"] - round(summary["selected_count"] * 0.2)
+    assert summary["replay_count"] == n_train  # half of the training set is source data
+    data = yaml.safe_load((run_dir / "selected" / "data.yaml").read_text())
+    assert data["train"] == ["images/train", "replay.txt"]
+    assert "after" in summary["evaluation"]
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:

@@ -135,6 +135,11 @@ class FinetuneConfig:
     val_fraction: float = 0.2
     device: str = "auto"
     seed: int = 0
+    # Share of the fine-tuning set taken from source-camera data, against forgetting
+    # (0 = selected samples only). replay_data: a YOLO data.yaml of the user's source data;
+    # null = images rendered with the generator's current (source camera) parameters.
+    replay_fraction: float = 0.0
+    replay_data: Optional[str] = None
 
 
 @dataclass

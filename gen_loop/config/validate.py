@@ -70,6 +70,10 @@ def check_run_config(cfg: RunConfig) -> None:
     check_device("finetune.device", ft.device)
     _positive("finetune.epochs", ft.epochs)
     _positive("finetune.batch", ft.batch)
+    if not 0.0 <= ft.replay_fraction <= 0.9:
+        raise ConfigError("finetune.replay_fraction", f"{ft.replay_fraction} must be in [0, 0.9]")
+    if ft.replay_data is not None and not Path(ft.replay_data).is_file():
+        raise ConfigError("finetune.replay_data", f"{ft.replay_data} is not a YOLO data.yaml")
     if not 0.0 <= ft.val_fraction < 1.0:
         raise ConfigError("finetune.val_fraction", f"{ft.val_fraction} must be in [0, 1)")
     t = cfg.target

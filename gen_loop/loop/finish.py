@@ -13,12 +13,20 @@ import numpy as np
 
 from gen_loop.config.schema import FinetuneConfig, SelectionConfig
 from gen_loop.embedder.base import Embedder
+from gen_loop.errors import ConfigError
+from gen_loop.finetune.replay import (
+    add_training_images,
+    replay_count,
+    sample_replay,
+    source_train_images,
+)
 from gen_loop.finetune.train import evaluate_detector, train_detector
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.generator.yolo_io import write_yolo_dataset
 from gen_loop.score.scorer import Scorer
 from gen_loop.selection.select import select_closest
+from gen_loop.target.images import list_images
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ class Selection:
         pool_size: how many samples were rendered.
         data_yaml: the YOLO dataset written from them.
         manifest: a JSON file listing each selected sample, its seed and distance.
+        n_val: how many of them (the closest) form the validation split.
     """
 
     batch: Batch
@@ -42,6 +51,7 @@ class Selection:
     pool_size: int
     data_yaml: Path
     manifest: Path
+    n_val: int
 
 
 def select_pool(
@@ -95,7 +105,43 @@ def select_pool(
             indent=2,
         )
     )
-    return Selection(selected, distances[chosen], threshold, cfg.pool_size, data_yaml, manifest)
+    return Selection(
+        selected, distances[chosen], threshold, cfg.pool_size, data_yaml, manifest, n_val
+    )
+
+
+def add_replay(
+    selection: Selection,
+    generator: Generator,
+    source_params: dict[str, ParamValue],
+    cfg: FinetuneConfig,
+    seed: int,
+) -> int:
+    """Mix ``cfg.replay_fraction`` of source-camera images into the selection's training set.
+
+    The source images are the user's (``cfg.replay_data``) or rendered with the generator's
+    current parameters from a seed of their own. Returns how many were added.
+    """
+    n_train = len(selection.batch) - selection.n_val
+    n = replay_count(n_train, cfg.replay_fraction)
+    if n == 0:
+        return 0
+    if cfg.replay_data is not None:
+        images, names = source_train_images(Path(cfg.replay_data))
+        if tuple(names) != tuple(generator.class_names):
+            raise ConfigError(
+                "finetune.replay_data",
+                f"its classes {names} differ from the generator's {list(generator.class_names)}",
+            )
+        chosen = sample_replay(images, n, seed)
+    else:
+        batch = generator.generate(source_params, n, seed)
+        replay_yaml = write_yolo_dataset(
+            batch, selection.data_yaml.parent / "replay", prefix="src"
+        )
+        chosen = list_images(replay_yaml.parent / "images")
+    add_training_images(selection.data_yaml, chosen, "replay")
+    return len(chosen)
 
 
 def finetune_and_evaluate(

@@ -19,7 +19,7 @@ from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.loop.finish import finetune_and_evaluate, select_pool
+from gen_loop.loop.finish import add_replay, finetune_and_evaluate, select_pool
 from gen_loop.loop.report import write_summary
 from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
@@ -248,6 +248,13 @@ class LoopSession:
         )
         self.timings["selection_s"] = time.perf_counter() - clock
         summary["selected_count"] = len(selection.batch)
+        summary["replay_count"] = add_replay(
+            selection,
+            self.generator,
+            dict(self.base_params),
+            cfg.finetune,
+            cfg.selection.pool_seed + 7919,  # a seed of its own: not the pool's scenes
+        )
         summary["pool_size"] = selection.pool_size
         summary["selection_threshold"] = selection.threshold
         tracker.log_artifact(selection.manifest, "selection")
