@@ -129,3 +129,25 @@ def test_cuda_half_precision_matches_cpu(images: np.ndarray) -> None:
     a, b = cpu.embed(images), gpu.embed(images)
     rel = np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
     assert rel.max() < 0.02
+
+
+def test_layers_by_name_are_read_off_the_model_structure(images: np.ndarray) -> None:
+    from gen_loop.embedder.yolo import named_layers
+
+    v7 = named_layers(build_model("yolov7-tiny", None, seed=0).model)
+    assert v7 == {
+        "backbone_end": 28,
+        "backbone_p3": 14,
+        "backbone_p4": 21,
+        "head_p3": 57,
+        "head_p4": 65,
+        "head_p5": 73,
+    }
+    v8 = named_layers(build_model("yolov8n.yaml", None, seed=0).model)  # any ultralytics YAML
+    assert v8["backbone_end"] == 9 and v8["head_p3"] == 15
+    by_name = YoloEmbedder("yolov7-tiny", None, ["backbone_p3", "28"], IMGSZ, device="cpu")
+    by_index = YoloEmbedder("yolov7-tiny", None, [14, 28], IMGSZ, device="cpu")
+    assert by_name.layers == (14, 28)
+    np.testing.assert_array_equal(by_name.embed(images[:1]), by_index.embed(images[:1]))
+    with pytest.raises(ValueError, match="unknown layer name 'neck'"):
+        YoloEmbedder("yolov7-tiny", None, ["neck"], IMGSZ, device="cpu")

@@ -30,6 +30,73 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def named_layers(net: Any) -> dict[str, int]:
+    """Names of a detection model's useful embedding layers, read off its structure.
+
+    ``backbone_end`` is the last backbone layer; ``backbone_pN`` are the backbone layers the
+    neck routes from (stride 2**N); ``head_pN`` are the inputs of the detection head. This
+    works for any ultralytics detection YAML (YOLOv7-tiny: backbone_p3=14, backbone_p4=21,
+    backbone_end=28, head_p3=57, head_p4=65, head_p5=73).
+    """
+    n_backbone = len(net.yaml["backbone"])
+    strides = _layer_strides(net)
+    names = {"backbone_end": n_backbone - 1}
+    for i, module in enumerate(net.model[n_backbone:], start=n_backbone):
+        for j in [module.f] if isinstance(module.f, int) else module.f:
+            j = i + j if j < 0 else j
+            if j < n_backbone - 1 and strides.get(j):
+                names[f"backbone_p{strides[j].bit_length() - 1}"] = j
+    head = net.model[-1]
+    for j in [head.f] if isinstance(head.f, int) else head.f:
+        if strides.get(j):
+            names[f"head_p{strides[j].bit_length() - 1}"] = j
+    return names
+
+
+def resolve_layers(net: Any, layers: Sequence[int | str]) -> tuple[int, ...]:
+    """Layer indices for indices or names; ``ValueError`` listing what is valid."""
+    if not layers:
+        raise ValueError("layers: name at least one layer")
+    n_layers = len(net.model)
+    names: dict[str, int] | None = None
+    out = set()
+    for layer in layers:
+        if isinstance(layer, str) and not layer.lstrip("-").isdigit():
+            names = names if names is not None else named_layers(net)
+            if layer not in names:
+                raise ValueError(f"layers: unknown layer name {layer!r}; known: {names}")
+            out.add(names[layer])
+            continue
+        index = int(layer)
+        if not 0 <= index < n_layers:
+            raise ValueError(f"layers {list(layers)}: each must be in [0, {n_layers - 1}]")
+        out.add(index)
+    return tuple(sorted(out))
+
+
+@torch.inference_mode()
+def _layer_strides(net: Any, size: int = 64) -> dict[int, int]:
+    """Each layer's output stride, from one small forward pass."""
+    strides: dict[int, int] = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, i=i: (
+                strides.__setitem__(i, size // out.shape[-1])
+                if isinstance(out, torch.Tensor) and out.ndim == 4
+                else None
+            )
+        )
+        for i, module in enumerate(net.model)
+    ]
+    try:
+        param = next(net.parameters())
+        net.eval()(torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return strides
+
+
 class YoloEmbedder(Embedder):
     """Global-average-pooled feature maps of chosen layers of an ultralytics detector.
 
@@ -40,7 +107,8 @@ class YoloEmbedder(Embedder):
         model: architecture (a shipped name such as ``yolov7-tiny`` or an ultralytics YAML);
             used only when ``weights`` is None.
         weights: checkpoint to load; None means random initialisation seeded by ``seed``.
-        layers: indices of the layers whose outputs are pooled and concatenated.
+        layers: the layers whose outputs are pooled and concatenated: indices, or names from
+            :func:`named_layers` (``backbone_end``, ``backbone_p3``, ``head_p3``, ...).
         imgsz: images are resized to ``imgsz x imgsz`` (both the target and generated sets go
             through the same resize, so their aspect ratio should match).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -53,7 +121,7 @@ class YoloEmbedder(Embedder):
         self,
         model: str,
         weights: Path | None,
-        layers: Sequence[int],
+        layers: Sequence[int | str],
         imgsz: int,
         device: str = "auto",
         batch_size: int = 32,
@@ -66,11 +134,7 @@ class YoloEmbedder(Embedder):
         self.batch_size = batch_size
         detector = build_model(model, weights, seed)
         net: Any = detector.model
-        n_layers = len(net.model)
-        bad = [i for i in layers if not 0 <= i < n_layers]
-        if not layers or bad:
-            raise ValueError(f"layers {list(layers)}: each must be in [0, {n_layers - 1}]")
-        self.layers = tuple(sorted(set(layers)))
+        self.layers = resolve_layers(net, layers)
         net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
         self._modules = list(net.model)[: max(self.layers) + 1]
         self._keep = set(self.layers) | {int(i) for i in getattr(net, "save", [])}
