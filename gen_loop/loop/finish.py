@@ -160,6 +160,10 @@ def finetune_and_evaluate(
         ``skipped`` message when there are no labeled target images).
     """
     evaluation: dict[str, Any] = {}
+    mismatch = _class_mismatch(base_weights, selection.batch.class_names)
+    if mismatch:
+        log.warning(mismatch)
+        evaluation["warning"] = mismatch
     if eval_yaml is not None:
         before = evaluate_detector(
             base_weights, eval_yaml, cfg.imgsz, cfg.batch, device, out_dir / "eval_before"
@@ -189,3 +193,17 @@ def finetune_and_evaluate(
             "for a labeled holdout)"
         )
     return weights, evaluation
+
+
+def _class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
+    """A message when the detector's classes are not the data's (its head is then re-made)."""
+    from ultralytics import YOLO
+
+    names = YOLO(str(weights)).names
+    theirs = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    if theirs == list(class_names):
+        return None
+    return (
+        f"the base detector's classes {theirs} differ from the data's {list(class_names)}: "
+        "ultralytics re-initialises the detection head, and 'before' scores are not comparable"
+    )
