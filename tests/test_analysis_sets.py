@@ -136,3 +136,25 @@ def test_tsne_and_missing_umap() -> None:
     except ImportError:
         with pytest.raises(ConfigError, match="umap-learn"):
             project(x, "umap", seed=0)
+
+
+def test_analyze_sets_on_arrays_a_run_already_holds() -> None:
+    """The entry point ``run`` can call: arrays in, an Analysis out, no model, no files."""
+    from gen_loop.analysis import AnalysisSettings, Origin, analyze_sets
+
+    gen = ProceduralGenerator(48, 48)
+    rng = np.random.default_rng(0)
+    target_imgs = gen.generate({"color_temp_k": 4300.0}, 12, 1).images
+    batch_imgs = gen.generate({}, 12, 2).images
+    target = Origin.from_arrays("target", target_imgs, rng.normal(size=(12, 8)) + 2.0)
+    batch = Origin.from_arrays("best_batch", batch_imgs, rng.normal(size=(12, 8)))
+    analysis = analyze_sets(
+        [target, batch], "target", AnalysisSettings(n_permutations=49, noise_floor_splits=3)
+    )
+    (shift,) = analysis.shifts
+    assert shift.origin == "best_batch" and shift.shifted
+    assert analysis.predicted_loss is None  # no detector output given
+    assert analysis.effects["best_batch"][0].rank == 1
+    assert "best_batch.auc" in analysis.metrics()
+    with pytest.raises(ConfigError, match="not one of the sets"):
+        analyze_sets([target, batch], "client")

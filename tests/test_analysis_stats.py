@@ -180,3 +180,11 @@ def test_too_few_images_are_reported_not_tested() -> None:
     assert result.auc is None and result.mmd2 is None
     assert "at least 2 images" in result.note
     assert result.verdict.startswith("not tested")
+
+
+def test_a_difference_inside_the_noise_floor_is_not_called_a_shift() -> None:
+    from gen_loop.analysis.shift import _verdict
+
+    text = _verdict(False, True, "none", (0.58, 0.01, 0.004, 0.02, 0.8), 0.05)
+    assert text.startswith("a detectable difference, but within the noise floor")
+    assert "centroid 0.80x the noise floor" in text

@@ -5,6 +5,11 @@ The loss is the detector's own training loss, ``box + cls + dfl`` as ultralytics
 computes it with its default gains (or the checkpoint's training gains), for one image at a
 time. Images are resized to ``imgsz x imgsz`` as the embedder does. torch and ultralytics are
 imported when a :class:`DetectorRunner` is built.
+
+Caveat of that loss: an object too small to contain the centre of any anchor cell (under about
+8 px at the finest stride) is assigned no anchor, and contributes nothing; an image whose
+objects are all that small gets only the label-free classification term, a low loss. Analyse at
+the size the detector was trained at (``embedder.imgsz``).
 """
 
 from __future__ import annotations

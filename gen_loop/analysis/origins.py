@@ -67,6 +67,26 @@ class Origin:
     def __len__(self) -> int:
         return len(self.images)
 
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        images: np.ndarray,
+        embeddings: np.ndarray,
+        labels: tuple[np.ndarray, ...] | None = None,
+        description: str = "",
+    ) -> Origin:
+        """An origin from arrays a caller already holds (e.g. ``run``'s target and batches)."""
+        return cls(
+            name=name,
+            images=images,
+            paths=tuple(f"{name}:{i}" for i in range(len(images))),
+            description=description or name,
+            fingerprint="",
+            labels=labels,
+            embeddings=embeddings,
+        )
+
 
 def check_set_name(name: str) -> str:
     """Return ``name`` if it can name a set (letters, digits, ``_ . -``), else raise."""

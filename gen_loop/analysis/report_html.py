@@ -103,8 +103,8 @@ def _shift(data: dict[str, Any], colors: Mapping[str, str]) -> str:
         )
     return (
         f"<p class='muted'>A shift is called when the classifier's or the MMD test's permutation "
-        f"p-value is at most {alpha / 2:g} ({alpha:g} split over the two tests), so two samples "
-        "of one camera are called shifted at most "
+        f"p-value is at most {alpha / 2:g} ({alpha:g} split over the two tests) and the centroid "
+        "is farther than the noise floor, so two samples of one camera are called shifted at most "
         f"{alpha:.0%} of the time. Size from the AUC: slight &lt; 0.6 ≤ moderate &lt; 0.8 ≤ "
         "large &lt; 0.95 ≤ separable. The centroid ratio is the loop's own measure: 1 means "
         "as close as a batch of real reference images.</p>"

@@ -15,8 +15,10 @@ Both tests run on shared, label-free features: the pooled sample centred and pro
 first ``max_dim`` principal components (whitened for the classifier).
 Being label-free, this preprocessing is the same under every permutation, so the permutation
 p-values are exact. The verdict calls a shift when either p-value is at most ``alpha / 2``
-(Bonferroni over the two tests), so two samples of one distribution are called shifted with
-probability at most ``alpha``.
+(Bonferroni over the two tests) **and** the centroid is farther than the noise floor (ratio > 1,
+when the floor can be computed): two samples of one distribution are called shifted with
+probability at most ``alpha``, and a set the loop would call converged (within the floor) is
+not called shifted; a significant difference inside the floor is reported as such.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class ShiftResult:
         noise_floor_std: std of the floor over the splits.
         floor_batch_size: batch size the floor was computed at.
         floor_ratio: ``centroid_distance / noise_floor``.
-        shifted: the verdict: True when a test rejects at ``alpha / 2``.
+        shifted: the verdict: a test rejects at ``alpha / 2`` and ``floor_ratio > 1``.
         size: "none", "slight", "moderate", "large" or "separable" (from the AUC).
         verdict: one line with the numbers.
         note: why a measure is missing, if one is.
@@ -292,7 +294,11 @@ def two_sample_shift(
     else:
         notes.append("the noise floor needs at least 4 reference images")
     p_values = [p for p in (auc_p, mmd_p) if p is not None]
-    shifted = bool(p_values) and min(p_values) <= alpha / 2
+    significant = bool(p_values) and min(p_values) <= alpha / 2
+    beyond_floor = ratio is None or ratio > 1.0
+    shifted = significant and beyond_floor
+    if significant and not beyond_floor:
+        notes.append("significant, but within the reference's noise floor")
     size = shift_size(auc, shifted)
     return ShiftResult(
         origin=names[0],
@@ -311,22 +317,19 @@ def two_sample_shift(
         floor_ratio=ratio,
         shifted=shifted,
         size=size,
-        verdict=_verdict(shifted, size, auc, auc_p, mmd2, mmd_p, ratio, alpha, p_values),
+        verdict=_verdict(shifted, significant, size, (auc, auc_p, mmd2, mmd_p, ratio), alpha),
         note="; ".join(notes),
     )
 
 
 def _verdict(
     shifted: bool,
+    significant: bool,
     size: str,
-    auc: float | None,
-    auc_p: float | None,
-    mmd2: float | None,
-    mmd_p: float | None,
-    ratio: float | None,
+    numbers: tuple[float | None, ...],
     alpha: float,
-    p_values: list[float],
 ) -> str:
+    auc, auc_p, mmd2, mmd_p, ratio = numbers
     parts = []
     if auc is not None and auc_p is not None:
         parts.append(f"classifier AUC {auc:.3f} (p={auc_p:.3g})")
@@ -334,8 +337,13 @@ def _verdict(
         parts.append(f"MMD² {mmd2:.4f} (p={mmd_p:.3g})")
     if ratio is not None:
         parts.append(f"centroid {ratio:.2f}x the noise floor")
-    numbers = ", ".join(parts)
-    if not p_values:
-        return f"not tested: {numbers}" if numbers else "not tested"
-    head = f"SHIFT ({size})" if shifted else f"no shift detected at {alpha:g}"
-    return f"{head}: {numbers}"
+    numbers_text = ", ".join(parts)
+    if auc_p is None and mmd_p is None:
+        return f"not tested: {numbers_text}" if numbers_text else "not tested"
+    if shifted:
+        head = f"SHIFT ({size})"
+    elif significant:
+        head = "a detectable difference, but within the noise floor"
+    else:
+        head = f"no shift detected at {alpha:g}"
+    return f"{head}: {numbers_text}"
