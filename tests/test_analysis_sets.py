@@ -102,6 +102,9 @@ def test_clusters_find_the_blobs_and_flag_uncovered_ones() -> None:
     assert all(f.p_value < 0.05 for f in result.flags)
     near = representatives(result, 0, 4)
     assert len(near) == 4 and np.all(result.labels[near] == 0)
+    shared = next(c for c, mix in enumerate(result.counts) if min(mix.values()) > 0)
+    mixed = representatives(result, shared, 6, names)
+    assert sorted(names[mixed].tolist()) == ["source"] * 3 + ["target"] * 3
 
 
 def test_no_under_represented_cluster_within_one_distribution() -> None:

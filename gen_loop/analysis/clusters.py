@@ -199,8 +199,22 @@ def _coverage_flags(
     return flags
 
 
-def representatives(result: ClusterResult, cluster: int, n: int) -> np.ndarray:
-    """Indices of the ``n`` images of ``cluster`` nearest its centre (for its gallery)."""
+def representatives(
+    result: ClusterResult, cluster: int, n: int, origin_of: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of ``n`` images of ``cluster`` for its gallery: nearest the centre first, taken
+    from each origin in turn when ``origin_of`` is given (so a mixed cluster shows its mix)."""
     members = np.flatnonzero(result.labels == cluster)
     dist = np.linalg.norm(result.features[members] - result.centers[cluster], axis=1)
-    return members[np.argsort(dist, kind="stable")[:n]]
+    ordered = members[np.argsort(dist, kind="stable")]
+    if origin_of is None:
+        return ordered[:n]
+    queues = [
+        list(ordered[origin_of[ordered] == name]) for name in dict.fromkeys(origin_of[ordered])
+    ]
+    picked: list[int] = []
+    while len(picked) < min(n, len(ordered)):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(int(queue.pop(0)))
+    return np.asarray(picked, dtype=int)

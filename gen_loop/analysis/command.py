@@ -108,11 +108,8 @@ def _load_sets(
             if name == cfg.reference:
                 raise InputDataError(f"the reference set {name!r}: {err}") from err
             log.warning("set %r left out: %s", name, err)
-            print(f"warning: set {name!r} left out: {err}", flush=True)
             failed.append({"name": name, "reason": str(err)})
             continue
-        if origin.skipped:
-            print(f"set {name!r}: skipped {len(origin.skipped)} unreadable file(s)", flush=True)
         origins.append(origin)
     if len(origins) < 2:
         raise InputDataError(

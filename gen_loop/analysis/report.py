@@ -74,7 +74,8 @@ def _galleries(
     if analysis.clusters is not None:
         for c in range(analysis.clusters.k):
             items = []
-            for j, i in enumerate(representatives(analysis.clusters, c, _GALLERY_PER_CLUSTER)):
+            picks = representatives(analysis.clusters, c, _GALLERY_PER_CLUSTER, analysis.origin_of)
+            for j, i in enumerate(picks):
                 origin = str(analysis.origin_of[i])
                 local = int(analysis.index_in_origin[i])
                 img = _thumb(by_name[origin].images[local], colors[origin])

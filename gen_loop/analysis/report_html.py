@@ -136,7 +136,7 @@ def _clusters(data: dict[str, Any], colors: Mapping[str, str]) -> str:
         parts.append(f"<h3>cluster {c}: {mix}</h3><div class='gallery'>{figs}</div>")
     return (
         f"<p>k-means with k = {cl['k']} (silhouette {sil}). Thumbnails: the images nearest "
-        "each cluster's centre; the strip on top is the set's colour.</p>"
+        "each cluster's centre, from each set in turn; the strip on top is the set's colour.</p>"
         + _img(data["figures"].get("clusters"), "clusters")
         + flags
         + "".join(parts)
