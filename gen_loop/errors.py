@@ -17,3 +17,8 @@ class ConfigError(GenLoopError):
 
 class InputDataError(GenLoopError):
     """Input data (a target folder, a dataset, a weights file) is missing or unusable."""
+
+
+class GeneratorError(GenLoopError):
+    """A generator could not make a batch (an external simulator failed, timed out or wrote
+    unusable output); the loop records the trial as failed with this message and goes on."""

@@ -1,11 +1,14 @@
 """Configuration: structured schemas, their registration and validation."""
 
 from gen_loop.config.schema import (
+    CommandGeneratorConfig,
     DemoTargetConfig,
     EmbedderConfig,
     FinetuneConfig,
+    FolderGeneratorConfig,
     GenerateConfig,
     GeneratorConfig,
+    GeneratorParamConfig,
     ParamRangeConfig,
     RunConfig,
     ScoreConfig,
@@ -19,11 +22,14 @@ from gen_loop.config.store import CONF_DIR, register_configs
 
 __all__ = [
     "CONF_DIR",
+    "CommandGeneratorConfig",
     "DemoTargetConfig",
     "EmbedderConfig",
     "FinetuneConfig",
+    "FolderGeneratorConfig",
     "GenerateConfig",
     "GeneratorConfig",
+    "GeneratorParamConfig",
     "ParamRangeConfig",
     "RunConfig",
     "ScoreConfig",

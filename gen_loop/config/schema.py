@@ -24,6 +24,43 @@ class GeneratorConfig:
 
 
 @dataclass
+class FolderGeneratorConfig(GeneratorConfig):
+    """``generator=folder``: a labeled YOLO dataset re-rendered through the camera model.
+    Fields other than ``params`` are constructor arguments of the ``_target_``."""
+
+    _target_: str = "gen_loop.generator.FolderGenerator"
+    root: str = MISSING  # a YOLO dataset folder (images/ + labels/) or its data.yaml
+    class_names: Optional[list[str]] = None  # when the dataset has no data.yaml names
+    max_images: Optional[int] = None
+
+
+@dataclass
+class GeneratorParamConfig:
+    """One knob of an external simulator: numeric (low, high) or categorical (choices)."""
+
+    default: Any = MISSING  # the simulator's current setting
+    low: Optional[float] = None
+    high: Optional[float] = None
+    type: str = "float"  # float | int (numeric parameters)
+    choices: Optional[list[Any]] = None
+    unit: str = ""
+    doc: str = ""
+
+
+@dataclass
+class CommandGeneratorConfig(GeneratorConfig):
+    """``generator=command``: an external simulator run as a command (JSON in, YOLO out)."""
+
+    _target_: str = "gen_loop.generator.CommandGenerator"
+    command: list[str] = MISSING  # argument list (no shell); "{params_json}" is replaced
+    parameters: dict[str, GeneratorParamConfig] = field(default_factory=dict)
+    timeout_s: float = 600.0
+    work_dir: Optional[str] = None  # None: a temporary folder
+    keep_outputs: bool = False
+    class_names: Optional[list[str]] = None  # when the output has no data.yaml names
+
+
+@dataclass
 class EmbedderConfig:
     """The detector whose backbone embeds images (see ``gen_loop.embedder.YoloEmbedder``)."""
 

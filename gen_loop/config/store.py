@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -13,6 +14,8 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 _GROUP_SCHEMAS = {
     ("generator", "base_procedural"): schema.GeneratorConfig,
+    ("generator", "base_folder"): schema.FolderGeneratorConfig,
+    ("generator", "base_command"): schema.CommandGeneratorConfig,
     ("embedder", "base_yolov7_tiny"): schema.EmbedderConfig,
     ("score", "base_centroid"): schema.ScoreConfig,
     ("search", "base_search"): schema.SearchConfig,
@@ -42,7 +45,14 @@ def _with_open_dicts(node: type, keys: tuple[str, ...]) -> type | DictConfig:
 
 
 def register_configs() -> None:
-    """Store every schema; safe to call more than once."""
+    """Store every schema and the resolvers; safe to call more than once.
+
+    Resolvers: ``${gen_loop.python:}`` is the running interpreter (so a command config runs
+    scripts with the environment gen_loop is installed in, whatever ``python`` is on PATH);
+    ``${gen_loop.root:}`` is the folder holding ``conf/`` (the repository of a source checkout).
+    """
+    OmegaConf.register_new_resolver("gen_loop.python", lambda: sys.executable, replace=True)
+    OmegaConf.register_new_resolver("gen_loop.root", lambda: str(CONF_DIR.parent), replace=True)
     store = ConfigStore.instance()
     for (group, name), node in _GROUP_SCHEMAS.items():
         store.store(group=group, name=name, node=node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from hydra.utils import instantiate
 
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
-from gen_loop.errors import ConfigError, InputDataError
+from gen_loop.errors import ConfigError, GenLoopError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 
@@ -17,11 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamValue]]:
-    """The generator and its current parameters (defaults overlaid with ``generator.params``)."""
-    settings = {"_target_": cfg._target_, "width": cfg.width, "height": cfg.height}
+    """The generator and its current parameters (defaults overlaid with ``generator.params``).
+
+    Every field of ``cfg`` except ``params`` is a constructor argument of ``_target_`` (a
+    generator option's schema, e.g. ``FolderGeneratorConfig``, adds its own fields).
+    """
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "params"}
     try:
-        generator: Generator = instantiate(settings)
+        generator: Generator = instantiate(settings, _convert_="all")
     except Exception as err:
+        cause = err.__cause__ if isinstance(err.__cause__, GenLoopError) else None
+        if cause is not None:  # bad input found by the generator itself: its own message
+            raise cause from None
         raise ConfigError("generator", f"cannot build {cfg._target_}: {err}") from err
     params: dict[str, ParamValue] = {}
     for name, value in cfg.params.items():
