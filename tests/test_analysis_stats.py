@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from gen_loop.analysis._logistic import fit_logistic_batch, logistic_decision
-from gen_loop.analysis.shift import (
+from gen_loop.analysis.shift import two_sample_shift
+from gen_loop.analysis.two_sample import (
     _auc_rows,
     _stratified_folds,
     auc_permutation_test,
@@ -19,7 +20,6 @@ from gen_loop.analysis.shift import (
     mmd2_unbiased,
     mmd_permutation_test,
     shared_features,
-    two_sample_shift,
 )
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
