@@ -22,8 +22,14 @@ from gen_loop.embedder import YoloEmbedder, shipped_base_weights
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.score import CentroidScorer
 
-HIDDEN = {"color_temp_k": 4300.0, "red_std_scale": 0.7, "exposure_ev": 0.4, "contrast": 1.15,
-          "vignetting": 0.45, "fisheye": 0.55}  # conf/target/demo.yaml
+HIDDEN = {
+    "color_temp_k": 4300.0,
+    "red_std_scale": 0.7,
+    "exposure_ev": 0.4,
+    "contrast": 1.15,
+    "vignetting": 0.45,
+    "fisheye": 0.55,
+}  # conf/target/demo.yaml
 GRID = {
     "color_temp_k": [3500, 4300, 5500, 6500, 8400, 10000],
     "red_std_scale": [0.4, 0.7, 1.0, 1.4],

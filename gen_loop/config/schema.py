@@ -68,7 +68,8 @@ class EmbedderConfig:
     # A checkpoint path; "base" = the base model (shipped, or made by `train-base`);
     # "random" = random initialisation (only when explicitly asked).
     weights: str = "base"
-    layers: list[int] = field(default_factory=lambda: [14])
+    # Indices or names (backbone_end, backbone_p3, backbone_p4, head_p3, head_p4, head_p5).
+    layers: list[Any] = field(default_factory=lambda: [14])
     imgsz: int = 256
     device: str = "auto"
     batch_size: int = 32

@@ -9,6 +9,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
+from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
 from gen_loop.errors import ConfigError, GenLoopError, InputDataError
 from gen_loop.generator.base import Generator
@@ -66,17 +67,21 @@ def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
     )
 
 
-def build_embedder(cfg: EmbedderConfig, weights: Path | None):
-    """The YOLO embedder of ``cfg`` with ``weights``."""
+def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
+    """The YOLO embedder of ``cfg`` with ``weights``; bad layers are a config error."""
     from gen_loop.embedder.yolo import YoloEmbedder
 
-    return YoloEmbedder(
-        model=cfg.model,
-        weights=weights,
-        layers=cfg.layers,
-        imgsz=cfg.imgsz,
-        device=cfg.device,
-        batch_size=cfg.batch_size,
-        half=cfg.half,
-        seed=cfg.seed,
-    )
+    try:
+        return YoloEmbedder(
+            model=cfg.model,
+            weights=weights,
+            layers=cfg.layers,
+            imgsz=cfg.imgsz,
+            device=cfg.device,
+            batch_size=cfg.batch_size,
+            half=cfg.half,
+            seed=cfg.seed,
+        )
+    except ValueError as err:
+        key = "embedder.layers" if "layer" in str(err) else "embedder"
+        raise ConfigError(key, str(err)) from err
