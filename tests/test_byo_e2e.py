@@ -21,16 +21,30 @@ SIZE = 96
 
 
 def _gen_loop(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, GEN_LOOP_CACHE=str(cwd / "cache"), NO_ALBUMENTATIONS_UPDATE="1",
-               YOLO_OFFLINE="1", MLFLOW_DISABLE_TELEMETRY="true")
-    return subprocess.run([sys.executable, "-m", "gen_loop", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        GEN_LOOP_CACHE=str(cwd / "cache"),
+        NO_ALBUMENTATIONS_UPDATE="1",
+        YOLO_OFFLINE="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "gen_loop", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _client_video(path: Path) -> None:
     """A short dashcam clip from the client camera (fisheye, warm), written with OpenCV."""
-    frames = ProceduralGenerator(SIZE, SIZE).generate(
-        {"fisheye": 0.5, "color_temp_k": 4500.0, "exposure_ev": 0.3}, 24, seed=321).images
+    frames = (
+        ProceduralGenerator(SIZE, SIZE)
+        .generate({"fisheye": 0.5, "color_temp_k": 4500.0, "exposure_ev": 0.3}, 24, seed=321)
+        .images
+    )
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (SIZE, SIZE))
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -40,10 +54,19 @@ def _client_video(path: Path) -> None:
 def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> None:
     # The user's labeled source data (their camera, their classes) and a base model on it.
     gen = ProceduralGenerator(SIZE, SIZE)
-    source = write_yolo_dataset(gen.generate({}, 24, 1), tmp_path / "source",
-                                val=gen.generate({}, 8, 2))
-    base = _gen_loop(tmp_path, "train-base", f"data={source}", "epochs=2", "batch=8",
-                     "device=cpu", f"embedder.imgsz={SIZE}", f"out={tmp_path / 'base'}")
+    source = write_yolo_dataset(
+        gen.generate({}, 24, 1), tmp_path / "source", val=gen.generate({}, 8, 2)
+    )
+    base = _gen_loop(
+        tmp_path,
+        "train-base",
+        f"data={source}",
+        "epochs=2",
+        "batch=8",
+        "device=cpu",
+        f"embedder.imgsz={SIZE}",
+        f"out={tmp_path / 'base'}",
+    )
     assert base.returncode == 0, base.stderr[-3000:]
     weights = tmp_path / "base" / "train" / "best.pt"
     assert weights.is_file()
@@ -51,11 +74,20 @@ def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> No
     video = tmp_path / "client.avi"
     _client_video(video)
     proc = _gen_loop(
-        tmp_path, "run", "debug=smoke", "generator=command",
-        f"generator.width={SIZE}", f"generator.height={SIZE}",
-        "target=folder", f"target.path={video}", "target.video_stride=2",
-        f"embedder.weights={weights}", f"finetune.replay_data={source}",
-        "finetune.replay_fraction=0.25", "search.n_trials=4", "search.floor_factor=1000",
+        tmp_path,
+        "run",
+        "debug=smoke",
+        "generator=command",
+        f"generator.width={SIZE}",
+        f"generator.height={SIZE}",
+        "target=folder",
+        f"target.path={video}",
+        "target.video_stride=2",
+        f"embedder.weights={weights}",
+        f"finetune.replay_data={source}",
+        "finetune.replay_fraction=0.25",
+        "search.n_trials=4",
+        "search.floor_factor=1000",
         "hydra.run.dir=runs/byo",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
