@@ -26,6 +26,8 @@ commands:
                e.g. python -m gen_loop train-base epochs=40 install=cache
   analyze      find and explain the domain gap between named image sets and a reference
                e.g. python -m gen_loop analyze sets.source=/data/train sets.target=/data/client
+  sweep-report tabulate the jobs of a `run --multirun` sweep as Markdown + CSV (not Hydra)
+               e.g. python -m gen_loop sweep-report runs/multirun/<time>
 
 Overrides use Hydra syntax (key=value, group=option); add --help after the command for the
 composed config and its groups. Results: runs/<time>/summary.json and the MLflow store.
@@ -108,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = args[0], args[1:]
+    if command == "sweep-report":
+        from gen_loop.sweep.report import sweep_report_main
+
+        return sweep_report_main(rest)
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -188,6 +188,7 @@ class TrackingConfig:
     experiment: str = "gen_loop"
     artifact_location: Optional[str] = None
     trial_images: int = 8  # images in each trial's sample grid (0 = none)
+    parent_run_id: Optional[str] = None  # nest the parent run under this run (sweeps)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ def cached_embeddings(
             return cached
     embeddings = embedder.embed(images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
+    # One temporary name per process: parallel sweep jobs may embed the same target at once.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, embeddings)
     tmp.replace(path)
     return embeddings

@@ -91,6 +91,7 @@ class LoopSession:
             self.run_dir.name,
             artifact_location=cfg.tracking.artifact_location,
             resume_run_id=self._previous_run_id(),
+            parent_run_id=cfg.tracking.parent_run_id,
         ) as tracker:
             (self.run_dir / "mlflow_run_id").write_text(tracker.run_id)
             self._log_start(tracker, floor, storage)

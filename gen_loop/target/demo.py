@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,17 +64,16 @@ def demo_target(
     if not data_yaml.exists():
         log.info("rendering the demo target (%d images) into %s", n, root)
         batch = generator.generate(params, n, seed)
-        tmp = root.with_name(key + ".tmp")
+        # A name of its own per process: parallel sweep jobs may render the same target at once.
+        tmp = root.with_name(f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         write_yolo_dataset(batch, tmp, prefix="client")
-        if root.exists():  # another process finished first
-            import shutil
-
-            shutil.rmtree(tmp)
-        else:
+        # data.yaml records its folder; point it at the final location before it is visible.
+        text = (tmp / "data.yaml").read_text().replace(str(tmp.resolve()), str(root.resolve()))
+        (tmp / "data.yaml").write_text(text)
+        try:
             tmp.rename(root)
-            # data.yaml records its folder; point it at the final location.
-            text = (
-                (root / "data.yaml").read_text().replace(str(tmp.resolve()), str(root.resolve()))
-            )
-            (root / "data.yaml").write_text(text)
+        except OSError:
+            if not data_yaml.exists():
+                raise
+            shutil.rmtree(tmp)  # another process finished first
     return DemoTarget(images_dir=root / "images", data_yaml=data_yaml, params=params)

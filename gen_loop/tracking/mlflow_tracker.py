@@ -264,6 +264,8 @@ class Tracker(_RunLogger):
             and the store is a SQLite file, ``artifacts/`` next to the database file, so that
             artifacts do not land in ``./mlruns`` of whatever the working directory is.
         resume_run_id: Id of an existing parent run to continue instead of starting a new one.
+        parent_run_id: Id of a run (e.g. a sweep's) to nest this parent run under: it is tagged
+            ``mlflow.parentRunId``.
     """
 
     def __init__(
@@ -273,12 +275,14 @@ class Tracker(_RunLogger):
         run_name: str,
         artifact_location: str | None = None,
         resume_run_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
         self._tracking_uri = tracking_uri
         self._experiment = experiment
         self._run_name = run_name
         self._artifact_location = artifact_location
         self._resume_run_id = resume_run_id
+        self._parent_run_id = parent_run_id
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
@@ -319,9 +323,10 @@ class Tracker(_RunLogger):
         else:
             from mlflow.tracking.context.registry import resolve_tags
 
-            run = self._client.create_run(
-                self._experiment_id, run_name=self._run_name, tags=resolve_tags()
-            )
+            tags = resolve_tags()
+            if self._parent_run_id is not None:  # e.g. the sweep run of a --multirun
+                tags[PARENT_TAG] = self._parent_run_id
+            run = self._client.create_run(self._experiment_id, run_name=self._run_name, tags=tags)
             self._run_id = run.info.run_id
         _logger.info("MLflow parent run %s in experiment %r", self._run_id, self._experiment)
         return self
@@ -430,7 +435,7 @@ class Tracker(_RunLogger):
             problem = f"it belongs to experiment id {run.info.experiment_id}"
         elif run.info.lifecycle_stage != "active":
             problem = "it is deleted"
-        elif PARENT_TAG in run.data.tags:
+        elif TRIAL_TAG in run.data.tags:  # a parent run may itself be nested (sweeps)
             problem = "it is a trial (child) run"
         if problem:
             raise GenLoopError(
