@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,7 +21,6 @@ from optuna.trial import TrialState
 from gen_loop.config import ParamRangeConfig, RunConfig
 from gen_loop.errors import ConfigError
 from gen_loop.generator import ParamSpec, ProceduralGenerator
-from gen_loop.loop.search_loop import replay_history
 from gen_loop.search import (
     SAMPLERS,
     Convergence,
@@ -28,6 +29,8 @@ from gen_loop.search import (
     open_study,
     to_objective,
 )
+from gen_loop.search.storage import retried_trial_numbers
+from gen_loop.search.workers import WORKER_ATTR, StudyView, fail_dead_trials, worker_id
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -289,10 +292,10 @@ def test_best_tracking() -> None:
     assert conv.history == [4.0, 3.0, 3.5, 2.5, 2.6]
 
 
-# --- resume: replay_history ------------------------------------------------------------------
+# --- resume: dead workers' trials --------------------------------------------------------------
 
 
-def test_replay_fails_and_requeues_a_running_trial_and_feeds_completed_ones(
+def test_resume_fails_and_requeues_a_dead_workers_trial_and_feeds_completed_ones(
     tmp_path: Path,
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -302,30 +305,43 @@ def test_replay_fails_and_requeues_a_running_trial_and_feeds_completed_ones(
         study.tell(study.ask(_space()), to_objective(distance))
     failed = study.ask(_space())
     study.tell(failed, state=TrialState.FAIL)
-    killed = study.ask(_space())  # asked, never told: the process died mid-trial
+    alive = study.ask(_space())  # another live worker's trial (this process)
+    alive.set_user_attr(WORKER_ATTR, worker_id())
+    killed = study.ask(_space())  # asked, never told: its process died mid-trial
+    killed.set_user_attr(WORKER_ATTR, {**worker_id(), "pid": _dead_pid()})
     lost_params = killed.params
     assert lost_params  # the space was sampled
 
     resumed = open_study("s", storage, make_sampler("random", 1, 2, True), start)
-    conv = _convergence(n_trials=10)
-    assert replay_history(resumed, conv) == 2  # the earlier failure and the killed trial
-
+    assert fail_dead_trials(resumed) == [killed.number]  # the live worker's trial is kept
     trials = resumed.trials
     assert trials[killed.number].state == TrialState.FAIL
+    assert trials[alive.number].state == TrialState.RUNNING
     retry = [t for t in trials if t.state == TrialState.WAITING]
     assert len(retry) == 1
-    assert retry[0].user_attrs["role"] == "retry"
+    assert retried_trial_numbers(retry[0]) == [killed.number]
+    view = StudyView.of(resumed)
+    assert (view.asked, view.running, view.n_failed, view.n_retried) == (4, 1, 2, 1)
+    conv = view.convergence(_convergence(n_trials=10))
     assert (conv.best, conv.best_trial) == (pytest.approx(1.5), 1)
     assert conv.trials_seen == 3  # two completed, one failed; the killed one will be re-run
 
     rerun = resumed.ask(_space())
     assert rerun.params == lost_params
     resumed.tell(rerun, to_objective(0.25))
-    again = _convergence(n_trials=10)  # a second resume: nothing running, nothing re-queued
+    resumed.tell(alive.number, to_objective(2.0))
     resumed_twice = open_study("s", storage, make_sampler("random", 2, 2, True), start)
-    assert replay_history(resumed_twice, again) == 2
+    assert fail_dead_trials(resumed_twice) == []  # nothing running, nothing re-queued
     assert not resumed_twice.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    again = StudyView.of(resumed_twice).convergence(_convergence(n_trials=10))
     assert (again.best, again.best_trial) == (pytest.approx(0.25), rerun.number)
+    assert again.trials_seen == 5  # the superseded failure is not counted
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_objective_is_the_log_distance_and_round_trips() -> None:

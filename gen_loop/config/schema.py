@@ -113,7 +113,13 @@ class SearchConfig:
     n_startup_trials: int = 10
     multivariate: bool = True
     study_name: str = "gen_loop"
-    storage: Optional[str] = None  # None: sqlite file optuna.db in the run folder
+    # None: sqlite file optuna.db in the run folder. Workers that share a study share this:
+    # postgresql://user@host/db (several machines) or journal:<shared file> (no database).
+    storage: Optional[str] = None
+    # Database storages: a running trial beats every heartbeat_interval_s; one silent for
+    # grace_period_s (its worker died) is failed and re-enqueued by another worker.
+    heartbeat_interval_s: int = 10
+    grace_period_s: int = 60
     space: dict[str, ParamRangeConfig] = field(default_factory=dict)
     # Held at these values for this search (over generator.params), not searched.
     fixed: dict[str, Any] = field(default_factory=dict)

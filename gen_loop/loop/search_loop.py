@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from gen_loop.embedder.base import Embedder
@@ -18,7 +20,9 @@ from gen_loop.loop.trial import TrialResult, evaluate_params
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.space import SearchSpace
-from gen_loop.search.study import from_objective, to_objective
+from gen_loop.search.storage import StudyMutex
+from gen_loop.search.study import to_objective
+from gen_loop.search.workers import WORKER_ATTR, StudyView, fail_dead_trials, worker_id
 from gen_loop.tracking.mlflow_tracker import Tracker
 from gen_loop.tracking.plots import image_grid
 
@@ -31,7 +35,7 @@ class SearchOutcome:
 
     Attributes:
         stop_reason: why it stopped.
-        n_failed: failed trials (this session and earlier ones of a resumed study).
+        n_failed: failed trials of the study (all workers, earlier sessions, retried ones).
         interrupted: True when the user pressed Ctrl-C.
     """
 
@@ -55,57 +59,78 @@ class TrialSetup:
     max_consecutive_failures: int
 
 
-def replay_history(study: optuna.Study, convergence: Convergence) -> int:
-    """Feed a resumed study's finished trials to ``convergence``; fail and re-enqueue trials
-    left running by a killed process. Returns the number of failed trials."""
-    failed = 0
-    for trial in study.trials:
-        if trial.state == TrialState.RUNNING:
-            study.tell(trial.number, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"role": "retry"})
-            log.warning("trial %d was interrupted earlier: marked failed, re-queued", trial.number)
-            failed += 1
-        elif trial.state == TrialState.COMPLETE and trial.value is not None:
-            convergence.update(trial.number, from_objective(trial.value))
-        elif trial.state == TrialState.FAIL:
-            failed += 1
-            convergence.update(trial.number, None)
-    return failed
-
-
 def search(
-    study: optuna.Study, setup: TrialSetup, convergence: Convergence, tracker: Tracker
+    study: optuna.Study,
+    setup: TrialSetup,
+    convergence: Convergence,
+    tracker: Tracker,
+    mutex: StudyMutex | None = None,
+    poll_s: float = 2.0,
 ) -> SearchOutcome:
-    """Run trials until ``convergence`` says stop, logging each to MLflow and the console.
+    """Run trials until the shared study's convergence says stop, logging each to MLflow and
+    the console.
 
-    A failing trial is recorded as failed with its error and the loop goes on, unless
+    Several workers may run this on one study (``mutex`` shared through the storage): the
+    budget and the stop rule are judged on the study, and a worker with nothing left to ask
+    waits for the others' trials (or for a dead worker's trial to be re-enqueued). A failing
+    trial is recorded as failed with its error and the loop goes on, unless
     ``setup.max_consecutive_failures`` fail in a row (a broken generator, not a bad point).
     Ctrl-C fails the running trial and returns with ``interrupted`` set.
+
+    Args:
+        study: the (possibly shared, possibly resumed) study.
+        setup: what every trial shares.
+        convergence: the stop rule; its state is rebuilt from the study before each trial.
+        tracker: the MLflow parent run of this worker.
+        mutex: the study's cross-worker lock (None: this process only).
+        poll_s: how long a worker with no trial to ask waits before looking again.
     """
-    failed = replay_history(study, convergence)
+    mutex = mutex or StudyMutex("", study.study_name)
+    for number in fail_dead_trials(study):
+        log.warning("trial %d was interrupted earlier: marked failed, re-queued", number)
     consecutive = 0
     start = time.monotonic()
     pending: optuna.Trial | None = None
     try:
-        while (reason := convergence.stop_reason(time.monotonic() - start)) is None:
-            pending = study.ask()
-            error = _step(pending, study, setup, convergence, tracker)
+        while True:
+            with mutex.hold():
+                fail_dead_trials(study)
+                view = StudyView.of(study)
+                shared = view.convergence(convergence)
+                reason = shared.stop_reason(time.monotonic() - start)
+                if reason is None and view.asked < convergence.n_trials:
+                    pending = _ask(study)
+            if reason is not None:
+                return SearchOutcome(reason, view.n_failed)
+            if pending is None:  # the budget is all asked: wait for the other workers
+                time.sleep(poll_s)
+                continue
+            error = _step(pending, study, setup, shared, tracker)
             pending = None
             if error is None:
                 consecutive = 0
                 continue
-            failed += 1
             consecutive += 1
             if consecutive >= setup.max_consecutive_failures:
                 return SearchOutcome(
-                    f"aborted: {consecutive} consecutive failed trials (last: {error})", failed
+                    f"aborted: {consecutive} consecutive failed trials (last: {error})",
+                    StudyView.of(study).n_failed,
                 )
     except KeyboardInterrupt:
         if pending is not None:
             study.tell(pending, state=TrialState.FAIL, skip_if_finished=True)
-            failed += 1
-        return SearchOutcome("interrupted by the user", failed, interrupted=True)
-    return SearchOutcome(reason, failed)
+        return SearchOutcome(
+            "interrupted by the user", StudyView.of(study).n_failed, interrupted=True
+        )
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    """Ask a trial and record which process runs it (so a resume can tell it died)."""
+    with warnings.catch_warnings():  # heartbeats are recorded by _step, not study.optimize
+        warnings.filterwarnings("ignore", "Heartbeat of storage")
+        trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, worker_id())
+    return trial
 
 
 def _step(
@@ -119,7 +144,8 @@ def _step(
     params = {**setup.base_params, **setup.space.suggest(trial)}
     error: str | None = None
     try:
-        result = _run_trial(trial, params, setup, tracker)
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            result = _run_trial(trial, params, setup, tracker)
     except Exception as err:  # recorded as a failed trial; the loop goes on
         error = f"{type(err).__name__}: {err}"
         trial.set_user_attr("error", error[:2000])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
@@ -26,7 +27,14 @@ from gen_loop.loop.target_data import TargetData
 from gen_loop.score.scorer import CentroidScorer, NoiseFloor
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.space import SearchSpace
+from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import from_objective, make_sampler, open_study
+from gen_loop.search.workers import (
+    claim_finalisation,
+    join_study,
+    mark_finalised,
+    superseded,
+)
 from gen_loop.tracking import plots
 from gen_loop.tracking.mlflow_tracker import Tracker, git_commit
 
@@ -95,15 +103,20 @@ class LoopSession:
         ) as tracker:
             (self.run_dir / "mlflow_run_id").write_text(tracker.run_id)
             self._log_start(tracker, floor, storage)
-            sampler = make_sampler(
+            start = self.space.restrict(self.base_params)
+            priors = [self.space.restrict({**self.base_params, **p}) for p in self.space.priors]
+            mutex = StudyMutex(storage, cfg.search.study_name)
+            with mutex.hold():
+                study = open_study(
+                    cfg.search.study_name, _storage(storage, cfg), None, start, priors
+                )
+                joined = join_study(study)
+            study.sampler = make_sampler(
                 cfg.search.sampler,
-                cfg.search.seed,
+                cfg.search.seed + joined,  # distinct draws per worker and per resumed run
                 cfg.search.n_startup_trials,
                 cfg.search.multivariate,
             )
-            start = self.space.restrict(self.base_params)
-            priors = [self.space.restrict({**self.base_params, **p}) for p in self.space.priors]
-            study = open_study(cfg.search.study_name, storage, sampler, start, priors)
             convergence = Convergence(
                 noise_floor=floor.mean,
                 floor_factor=cfg.search.floor_factor,
@@ -124,7 +137,7 @@ class LoopSession:
                 cfg.search.max_consecutive_failures,
             )
             clock = time.perf_counter()
-            outcome = search(study, setup, convergence, tracker)
+            outcome = search(study, setup, convergence, tracker, mutex)
             self.timings["search_s"] = time.perf_counter() - clock
             summary = self._summarise(study, outcome, floor, tracker, storage)
             tracker.set_tags({"gen_loop.stop_reason": outcome.stop_reason})
@@ -144,12 +157,29 @@ class LoopSession:
                     flush=True,
                 )
                 raise KeyboardInterrupt
-            if summary["best_trial"] is not None:
+            if summary["best_trial"] is not None and self._claim(study, mutex, summary):
                 self._finish(summary, study, scorer, tracker)
+                with mutex.hold():
+                    mark_finalised(study, cfg.search.n_trials)
             tracker.log_metrics({k: v for k, v in self.timings.items()})
             self._write(summary)
             tracker.log_artifact(self.run_dir / "summary.json")
         return summary
+
+    def _claim(self, study, mutex: StudyMutex, summary: dict[str, Any]) -> bool:
+        """Take the study's final select/fine-tune, or say which worker has it."""
+        with mutex.hold():
+            holder = claim_finalisation(study, self.cfg.search.n_trials, str(self.run_dir))
+        if holder is None:
+            return True
+        summary["finalised_by"] = holder
+        done = "finalised" if holder.get("done") else "finalises"
+        print(
+            f"another worker {done} the study: {holder['host']}:{holder['pid']} "
+            f"({holder['run_dir']})",
+            flush=True,
+        )
+        return False
 
     def _previous_run_id(self) -> str | None:
         marker = self.run_dir / "mlflow_run_id"
@@ -201,7 +231,8 @@ class LoopSession:
             "default_params": self.space.restrict(self.base_params),
             "noise_floor": asdict(floor) | {"values": list(floor.values)},
             "n_trials": len(study.trials),
-            "n_failed": sum(t.state == TrialState.FAIL for t in study.trials),
+            "n_failed": outcome.n_failed,
+            "n_retried": len(superseded(study.trials)),
             "stop_reason": outcome.stop_reason,
             "selected_count": 0,
             "pool_size": 0,
@@ -340,6 +371,20 @@ def _recovery_error(
             continue
         errors[name] = abs(float(found[name]) - float(hidden[name])) / (high - low)
     return errors
+
+
+def _storage(url: str, cfg: RunConfig) -> optuna.storages.BaseStorage:
+    """The study's storage; heartbeats only where workers of several processes meet.
+
+    A SQLite file lives on one machine: a dead worker there is found by its process id at
+    once (``fail_dead_trials``), and a heartbeat thread would only add write contention.
+    """
+    beats = not url.startswith("sqlite")
+    return make_storage(
+        url,
+        cfg.search.heartbeat_interval_s if beats else None,
+        cfg.search.grace_period_s if beats else None,
+    )
 
 
 def _train_device(device: str) -> str:

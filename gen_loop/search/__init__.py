@@ -2,6 +2,7 @@
 
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.space import build_space
+from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import (
     OBJECTIVE_NAME,
     SAMPLERS,
@@ -10,14 +11,20 @@ from gen_loop.search.study import (
     open_study,
     to_objective,
 )
+from gen_loop.search.workers import StudyView, claim_finalisation, fail_dead_trials
 
 __all__ = [
     "OBJECTIVE_NAME",
     "SAMPLERS",
     "Convergence",
+    "StudyMutex",
+    "StudyView",
     "build_space",
+    "claim_finalisation",
+    "fail_dead_trials",
     "from_objective",
     "make_sampler",
+    "make_storage",
     "open_study",
     "to_objective",
 ]

@@ -58,8 +58,8 @@ def make_sampler(
 
 def open_study(
     name: str,
-    storage: str,
-    sampler: optuna.samplers.BaseSampler,
+    storage: str | optuna.storages.BaseStorage,
+    sampler: optuna.samplers.BaseSampler | None,
     start_params: Mapping[str, object],
     priors: Sequence[Mapping[str, object]] = (),
 ) -> optuna.Study:

@@ -1,0 +1,104 @@
+"""Resume after ``kill -9``: a real process kill mid-trial, then the same command again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from gen_loop.search.storage import retried_trial_numbers
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _command(n_trials: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gen_loop",
+        "run",
+        "debug=smoke",
+        f"search.n_trials={n_trials}",
+        "search.floor_factor=1e-6",  # the whole budget: no early convergence
+        "finetune.enabled=false",
+        "hydra.run.dir=runs/killed",
+    ]
+
+
+def _env(cwd: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GEN_LOOP_CACHE=str(cwd / "cache"),
+        NO_ALBUMENTATIONS_UPDATE="1",
+        YOLO_OFFLINE="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
+    return env
+
+
+def _running(db: Path) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{db}")
+    return study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "killed"
+    proc = subprocess.Popen(
+        _command(12),
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = 0
+    for line in proc.stdout:
+        lines += "| floor " in line
+        if lines >= 3:
+            break
+    assert lines >= 3, "the run ended before three trials"
+    deadline = time.monotonic() + 120
+    while not (running := _running(run_dir / "optuna.db")):  # kill *inside* a trial
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed = running[0]
+    parent_id = (run_dir / "mlflow_run_id").read_text().strip()
+    assert not (run_dir / "summary.json").exists()
+
+    again = subprocess.run(
+        _command(12), cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert f"trial {killed.number} was interrupted earlier" in again.stderr + again.stdout
+
+    study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    trials = study.trials
+    assert len(trials) == 12 + 1  # the budget, plus the killed trial's failed copy
+    assert trials[killed.number].state == TrialState.FAIL
+    retries = [t for t in trials if retried_trial_numbers(t) == [killed.number]]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params  # the same point, re-run
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.number != killed.number)
+    completed_before = killed.number  # trials 0 .. killed-1 finished before the kill, kept
+    assert again.stdout.count("| floor ") == 12 - completed_before
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["mlflow"]["run_id"] == parent_id  # the parent run is continued
+    assert (summary["n_trials"], summary["n_failed"], summary["n_retried"]) == (13, 1, 1)
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    assert client.get_run(parent_id).info.status == "FINISHED"
+    parents = client.search_runs([client.get_run(parent_id).info.experiment_id])
+    assert sum("mlflow.parentRunId" not in r.data.tags for r in parents) == 1  # no duplicate
