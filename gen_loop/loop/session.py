@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
+from gen_loop._secrets import mask_url as _mask
 from gen_loop.config.schema import RunConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
@@ -149,7 +150,7 @@ class LoopSession:
                         "best_over_floor": summary["best_distance"] / floor.mean,
                     }
                 )
-            self._write(summary)
+            self._write(summary, tracker)
             if outcome.interrupted:
                 print(
                     "interrupted: results so far are kept; run again with the same "
@@ -162,7 +163,7 @@ class LoopSession:
                 with mutex.hold():
                     mark_finalised(study, cfg.search.n_trials)
             tracker.log_metrics({k: v for k, v in self.timings.items()})
-            self._write(summary)
+            self._write(summary, tracker)
             tracker.log_artifact(self.run_dir / "summary.json")
         return summary
 
@@ -246,6 +247,7 @@ class LoopSession:
             "mlflow": {
                 "run_id": tracker.run_id,
                 "tracking_uri": tracker.tracking_uri,
+                "experiment_id": tracker.experiment_id,
                 "experiment": self.cfg.tracking.experiment,
             },
             "study": {"name": self.cfg.search.study_name, "storage": _mask(storage)},
@@ -354,7 +356,9 @@ class LoopSession:
         plots.save_png(grid, self.run_dir / "target_vs_best.png")
         plots.save_png(history, self.run_dir / "optimization_history.png")
 
-    def _write(self, summary: dict[str, Any]) -> None:
+    def _write(self, summary: dict[str, Any], tracker: Tracker | None = None) -> None:
+        if tracker is not None:  # what did not reach MLflow (the study has every trial)
+            summary["mlflow"]["lost_logs"] = tracker.lost_logs
         write_summary(self.run_dir / "summary.json", summary)
 
 
@@ -392,10 +396,3 @@ def _train_device(device: str) -> str:
 
     resolved = resolve_device(device)
     return "cpu" if resolved.type == "cpu" else str(resolved.index or 0)
-
-
-def _mask(url: str) -> str:
-    """A database URL with its password replaced by ***."""
-    import re
-
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)

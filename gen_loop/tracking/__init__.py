@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gen_loop.tracking.mlflow_tracker import Tracker, TrialRun, git_commit
+from gen_loop.tracking.mlflow_tracker import Tracker, TrialRun, check_server, git_commit
 from gen_loop.tracking.plots import (
     CLASS_COLORS,
     history_figure,
@@ -16,6 +16,7 @@ __all__ = [
     "CLASS_COLORS",
     "Tracker",
     "TrialRun",
+    "check_server",
     "git_commit",
     "history_figure",
     "image_grid",

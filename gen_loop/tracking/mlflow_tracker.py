@@ -3,6 +3,11 @@
 The tracker talks to the store through an ``MlflowClient`` with explicit run ids, so it never
 depends on (or disturbs) MLflow's global active-run stack. mlflow is imported lazily: importing
 this module costs nothing and touches no store.
+
+An ``http(s)://`` tracking server that does not answer at start is a :class:`GenLoopError`
+naming ``tracking.uri``. Once started, logging never stops the loop: a call that fails on the
+way to the store is counted and skipped (see :mod:`gen_loop.tracking._server` for the policy),
+because the Optuna study, not MLflow, is the record of the trials.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from gen_loop._secrets import mask_url
 from gen_loop.errors import GenLoopError
+from gen_loop.tracking._server import StoreHealth, configure_http_client, is_remote, probe
 from gen_loop.tracking.plots import save_png
 
 if TYPE_CHECKING:
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     from mlflow import MlflowClient
 
-__all__ = ["Tracker", "TrialRun", "git_commit"]
+__all__ = ["Tracker", "TrialRun", "check_server", "git_commit"]
 
 _logger = logging.getLogger(__name__)
 
@@ -87,13 +95,70 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+class _NoRun(ConnectionError):
+    """The run was never created because the store was unreachable."""
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a store that cannot be reached or refuses a write (not programming errors)."""
+    from mlflow.exceptions import MlflowException
+
+    errors: tuple[type[BaseException], ...] = (MlflowException, ConnectionError, TimeoutError)
+    try:
+        import requests
+
+        errors += (requests.exceptions.RequestException,)
+    except ImportError:  # pragma: no cover - a dependency of mlflow
+        pass
+    return errors
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _tolerant(fallback: Callable[[], object] = lambda: None) -> Callable[[_F], _F]:
+    """Make a logging method skip and count its call instead of raising when the store fails.
+
+    Args:
+        fallback: Makes the value returned for a skipped or failed call.
+    """
+
+    def decorate(method: _F) -> _F:
+        @wraps(method)
+        def wrapper(self: _RunLogger, *args: Any, **kwargs: Any) -> Any:
+            health = self._health
+            if not health.available():
+                health.lost(self._trial_number, method.__name__)
+                return fallback()
+            try:
+                result = method(self, *args, **kwargs)
+            except _transport_errors() as err:
+                health.lost(self._trial_number, method.__name__, err)
+                return fallback()
+            if health.down:
+                health.recovered()
+            return result
+
+        return cast(_F, wrapper)
+
+    return decorate
+
+
 class _RunLogger:
-    """Logging methods shared by the parent run and the trial runs; all address one run id."""
+    """Logging methods shared by the parent run and the trial runs; all address one run id.
+
+    A call that cannot reach the store is counted in :attr:`_health` and skipped (see
+    :func:`_tolerant`); bad arguments still raise.
+    """
+
+    _health: StoreHealth
+    _trial_number: int | None = None
 
     def _target(self) -> tuple[MlflowClient, str]:
         """The client and the id of the run to log to."""
         raise NotImplementedError
 
+    @_tolerant(fallback=list)
     def log_params(self, params: Mapping[str, object]) -> list[str]:
         """Log parameters, nested mappings flattened to dotted keys.
 
@@ -132,6 +197,7 @@ class _RunLogger:
             client.log_batch(run_id, params=chunk)
         return changed
 
+    @_tolerant()
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags (keys sanitised, values ``str()``-ed and truncated).
 
@@ -150,6 +216,7 @@ class _RunLogger:
         for chunk in _chunks(batch, size):
             client.log_batch(run_id, tags=chunk)
 
+    @_tolerant()
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log metric values at one step; non-finite values are skipped with a warning.
 
@@ -182,15 +249,20 @@ class _RunLogger:
         Raises:
             FileNotFoundError: ``path`` does not exist.
         """
-        client, run_id = self._target()
         path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"artifact to log does not exist: {path}")
+        self._upload(path, artifact_path)
+
+    @_tolerant()
+    def _upload(self, path: Path, artifact_path: str | None) -> None:
+        client, run_id = self._target()
         if path.is_dir():
             client.log_artifacts(run_id, str(path), artifact_path)
-        elif path.is_file():
-            client.log_artifact(run_id, str(path), artifact_path)
         else:
-            raise FileNotFoundError(f"artifact to log does not exist: {path}")
+            client.log_artifact(run_id, str(path), artifact_path)
 
+    @_tolerant()
     def log_text(self, text: str, artifact_file: str) -> None:
         """Write ``text`` to an artifact file.
 
@@ -201,6 +273,7 @@ class _RunLogger:
         client, run_id = self._target()
         client.log_text(run_id, text, artifact_file)
 
+    @_tolerant()
     def log_image(self, image: np.ndarray, artifact_file: str) -> None:
         """Log an RGB image as a PNG artifact.
 
@@ -217,19 +290,29 @@ class _RunLogger:
 
 
 class TrialRun(_RunLogger):
-    """The nested child run of one trial; made by :meth:`Tracker.trial`, not directly."""
+    """The nested child run of one trial; made by :meth:`Tracker.trial`, not directly.
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    When the store was unreachable as the trial started, the run does not exist
+    (``run_id`` is None) and every logging call is counted as lost.
+    """
+
+    def __init__(
+        self, client: MlflowClient, run_id: str | None, health: StoreHealth, number: int
+    ) -> None:
         self._client = client
         self._run_id = run_id
-        self.ended = False
+        self._health = health
+        self._trial_number = number
+        self.ended = run_id is None
 
     @property
-    def run_id(self) -> str:
-        """Id of the trial's child run."""
+    def run_id(self) -> str | None:
+        """Id of the trial's child run; None when it could not be created."""
         return self._run_id
 
     def _target(self) -> tuple[MlflowClient, str]:
+        if self._run_id is None:
+            raise _NoRun(f"trial {self._trial_number} has no MLflow run")
         return self._client, self._run_id
 
     def fail(self, reason: str) -> None:
@@ -245,8 +328,13 @@ class TrialRun(_RunLogger):
 
     def _end(self, status: str) -> None:
         if not self.ended:
-            self._client.set_terminated(self._run_id, status=status)
-            self.ended = True
+            self._terminate(status)
+
+    @_tolerant()
+    def _terminate(self, status: str) -> None:
+        client, run_id = self._target()
+        client.set_terminated(run_id, status=status)
+        self.ended = True
 
 
 class Tracker(_RunLogger):
@@ -286,6 +374,7 @@ class Tracker(_RunLogger):
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
+        self._health = StoreHealth(tracking_uri)
 
     @property
     def run_id(self) -> str:
@@ -303,8 +392,13 @@ class Tracker(_RunLogger):
 
     @property
     def tracking_uri(self) -> str:
-        """The MLflow tracking URI."""
-        return self._tracking_uri
+        """The MLflow tracking URI, its password (if any) masked: for display and summaries."""
+        return mask_url(self._tracking_uri)
+
+    @property
+    def lost_logs(self) -> dict[str, object]:
+        """Logging calls that did not reach the store: trial numbers, parent-run calls, outages."""
+        return self._health.report()
 
     def _target(self) -> tuple[MlflowClient, str]:
         if self._client is None or self._run_id is None:
@@ -315,19 +409,30 @@ class Tracker(_RunLogger):
         import mlflow
         from mlflow import MlflowClient
 
+        if is_remote(self._tracking_uri):
+            configure_http_client(self._tracking_uri)
+            check_server(self._tracking_uri)
         mlflow.set_tracking_uri(self._tracking_uri)
         self._client = MlflowClient(tracking_uri=self._tracking_uri)
-        self._experiment_id = self._ensure_experiment()
-        if self._resume_run_id is not None:
-            self._run_id = self._resume(self._resume_run_id)
-        else:
-            from mlflow.tracking.context.registry import resolve_tags
+        try:
+            self._experiment_id = self._ensure_experiment()
+            if self._resume_run_id is not None:
+                self._run_id = self._resume(self._resume_run_id)
+            else:
+                from mlflow.tracking.context.registry import resolve_tags
 
-            tags = resolve_tags()
-            if self._parent_run_id is not None:  # e.g. the sweep run of a --multirun
-                tags[PARENT_TAG] = self._parent_run_id
-            run = self._client.create_run(self._experiment_id, run_name=self._run_name, tags=tags)
-            self._run_id = run.info.run_id
+                tags = resolve_tags()
+                if self._parent_run_id is not None:  # e.g. the sweep run of a --multirun
+                    tags[PARENT_TAG] = self._parent_run_id
+                run = self._client.create_run(
+                    self._experiment_id, run_name=self._run_name, tags=tags
+                )
+                self._run_id = run.info.run_id
+        except _transport_errors() as err:
+            raise GenLoopError(
+                f"config key 'tracking.uri': could not start an MLflow run in "
+                f"{self.tracking_uri}: {mask_url(str(err))[:1000]}"
+            ) from None
         _logger.info("MLflow parent run %s in experiment %r", self._run_id, self._experiment)
         return self
 
@@ -340,7 +445,7 @@ class Tracker(_RunLogger):
         if self._run_id is None or self._client is None:
             return
         if exc is None:
-            self._client.set_terminated(self._run_id, status="FINISHED")
+            self._terminate("FINISHED")
             return
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         try:
@@ -350,12 +455,30 @@ class Tracker(_RunLogger):
         except Exception:  # never hide the exception that ended the loop
             _logger.exception("Could not mark MLflow run %s as %s", self._run_id, status)
 
+    @_tolerant()
+    def _terminate(self, status: str) -> None:
+        client, run_id = self._target()
+        client.set_terminated(run_id, status=status)
+
+    def _create_trial_run(self, number: int) -> str | None:
+        client, parent_id = self._target()
+        if not self._health.available():
+            return None
+        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
+        try:
+            run = client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
+        except _transport_errors() as err:
+            self._health.lost(number, "create_run", err)
+            return None
+        return str(run.info.run_id)
+
     @contextmanager
     def _trial(self, number: int, params: Mapping[str, object]) -> Iterator[TrialRun]:
-        client, parent_id = self._target()
-        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
-        run = client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
-        trial = TrialRun(client, run.info.run_id)
+        client, _ = self._target()
+        run_id = self._create_trial_run(number)
+        if run_id is None:
+            self._health.lost(number, "create_run")
+        trial = TrialRun(client, run_id, self._health, number)
         try:
             trial.log_params(params)
             yield trial
@@ -365,7 +488,7 @@ class Tracker(_RunLogger):
                 try:
                     trial.set_tags({ERROR_TAG: f"{type(exc).__name__}: {exc}"})
                     trial._end(status)
-                except Exception:
+                except Exception:  # never hide the trial's own error
                     _logger.exception("Could not mark trial run %s as %s", trial.run_id, status)
             raise
         trial._end("FINISHED")
@@ -404,7 +527,7 @@ class Tracker(_RunLogger):
                     raise
         if found.lifecycle_stage != "active":
             raise GenLoopError(
-                f"MLflow experiment {self._experiment!r} is deleted in {self._tracking_uri}; "
+                f"MLflow experiment {self._experiment!r} is deleted in {self.tracking_uri}; "
                 "restore it (`mlflow experiments restore`) or choose another experiment name."
             )
         return str(found.experiment_id)
@@ -427,7 +550,7 @@ class Tracker(_RunLogger):
             run = self._client.get_run(run_id)
         except MlflowException as exc:
             raise GenLoopError(
-                f"MLflow run {run_id!r} to resume was not found in {self._tracking_uri}: {exc}. "
+                f"MLflow run {run_id!r} to resume was not found in {self.tracking_uri}: {exc}. "
                 "Give the id of an existing parent run, or none to start a new run."
             ) from exc
         problem = None
@@ -444,6 +567,30 @@ class Tracker(_RunLogger):
             )
         self._client.update_run(run_id, status="RUNNING")
         return run_id
+
+
+def check_server(uri: str) -> None:
+    """Fail early, naming ``tracking.uri``, when the MLflow server at ``uri`` does not answer.
+
+    Only ``http(s)://`` URIs are probed (``GET /health``, a few seconds at most); file and
+    database stores pass.
+
+    Args:
+        uri: The tracking URI.
+
+    Raises:
+        GenLoopError: The server is unreachable.
+    """
+    if not is_remote(uri):
+        return
+    problem = probe(uri)
+    if problem is not None:
+        raise GenLoopError(
+            f"config key 'tracking.uri': the MLflow tracking server {mask_url(uri)} is "
+            f"unreachable ({mask_url(problem)}). Start it (e.g. `mlflow server --host "
+            "127.0.0.1 --port 5000`), fix tracking.uri, or leave tracking.uri unset for a "
+            "local SQLite store."
+        )
 
 
 def git_commit(path: Path) -> str | None:
