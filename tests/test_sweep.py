@@ -179,3 +179,38 @@ def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path)
     assert "experiment=cognata_a" in rows[1] and "experiment=cognata_b" in rows[2]
     with (tmp_path / "report" / "sweep_report.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_failed_job_leaves_the_sweep_run_failed_not_running(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gen_loop",
+            "run",
+            "--multirun",
+            "debug=smoke",
+            "search.n_trials=2,0",  # job 1 is invalid: fails before any work
+            "finetune.enabled=false",
+            "search.study_name=sweep_${hydra:job.num}",  # a study of its own per job
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Callback" not in proc.stderr  # Hydra reports a callback's error only as a warning
+    sweep = tmp_path / "sweep"
+    summary = json.loads((sweep / "0" / "summary.json").read_text())
+    assert summary["study"]["name"] == "sweep_0"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep_run = client.get_run((sweep / "mlflow_sweep_run_id").read_text().strip())
+    assert sweep_run.info.status == "FAILED"
+    assert "${hydra:job.num}" in sweep_run.data.params["sweep.overrides"]
+    job = client.get_run(summary["mlflow"]["run_id"])
+    assert job.data.tags[PARENT_TAG] == sweep_run.info.run_id

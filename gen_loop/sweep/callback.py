@@ -8,6 +8,7 @@ environment variable, which ``conf/tracking/mlflow.yaml`` reads into ``tracking.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -40,6 +42,8 @@ class SweepRunCallback(Callback):
     The sweep run lives in ``tracking.experiment`` at ``tracking.uri`` (the same default store as
     the jobs: ``mlflow.db`` in the working directory), is named after the sweep folder, holds the
     sweep's overrides as a param and, at the end, ``sweep_report.md``/``.csv`` as artifacts.
+    A sweep that stops early (a job failed: Hydra then skips ``on_multirun_end``) leaves the
+    sweep run FAILED when the process exits, instead of RUNNING forever.
     """
 
     def __init__(self) -> None:
@@ -61,9 +65,12 @@ class SweepRunCallback(Callback):
             artifact_location=config.tracking.artifact_location,
         )
         self._tracker = self._stack.enter_context(tracker)
+        atexit.register(self._end_unfinished)
         self._sweep_dir = sweep_dir
-        overrides = [str(o) for o in config.hydra.overrides.task]
-        tracker.log_params({"sweep.overrides": " ".join(overrides)})
+        # Unresolved: an override may hold an interpolation of a job's value (${hydra:job.num}).
+        overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        assert isinstance(overrides, list)
+        tracker.log_params({"sweep.overrides": " ".join(str(o) for o in overrides)})
         tracker.set_tags({"gen_loop.role": "sweep", "gen_loop.sweep_dir": str(sweep_dir)})
         (sweep_dir / SWEEP_RUN_FILE).write_text(tracker.run_id)
         os.environ[SWEEP_RUN_ENV] = tracker.run_id
@@ -99,4 +106,13 @@ class SweepRunCallback(Callback):
                 print(f"sweep report: {md_path}", flush=True)
         finally:
             os.environ.pop(SWEEP_RUN_ENV, None)
+            self._tracker = None
             self._stack.close()
+            atexit.unregister(self._end_unfinished)
+
+    def _end_unfinished(self) -> None:
+        if self._tracker is None:
+            return
+        self._tracker = None
+        error = RuntimeError("the sweep stopped before its end: a job failed or was interrupted")
+        self._stack.__exit__(RuntimeError, error, None)  # the Tracker ends the run FAILED
