@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import optuna
@@ -39,16 +40,18 @@ def make_sampler(
     the loop's deterministic, continuous, low-dimensional objective; random and scrambled-Sobol
     QMC are baselines.
     """
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=n_startup_trials,
-            multivariate=multivariate,
-            group=multivariate,
-            constant_liar=True,  # several workers on one study don't pile onto one point
-        )
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+    with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=n_startup_trials,
+                multivariate=multivariate,
+                group=multivariate,
+                constant_liar=True,  # several workers on one study don't pile onto one point
+            )
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "qmc":
@@ -77,7 +80,9 @@ def open_study(
         load_if_exists=True,
     )
     if not study.trials:
-        study.set_metric_names([OBJECTIVE_NAME])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
         study.enqueue_trial(dict(start_params), user_attrs={"role": "start"})
         for prior in priors:
             study.enqueue_trial(dict(prior), user_attrs={"role": "prior"})
