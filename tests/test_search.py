@@ -433,3 +433,12 @@ def test_weather_search_config_builds_a_conditional_space(
     assert space.conditions == {"fog": {"weather": "fog"}}
     assert space.fixed == {"sun_elevation": 45.0}
     assert len(space.distributions) == 8
+
+
+def test_unreachable_database_storage_is_a_config_error_without_the_password() -> None:
+    from gen_loop.search.storage import make_storage
+
+    with pytest.raises(ConfigError) as info:
+        make_storage("postgresql://user:s3cret@127.0.0.1:1/db", None, None)
+    assert info.value.key == "search.storage"
+    assert "s3cret" not in str(info.value) and "user:***@127.0.0.1:1" in str(info.value)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial
 
+from gen_loop.errors import ConfigError
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -62,11 +64,27 @@ def make_storage(
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(url[len(JOURNAL_PREFIX) :]))
-    return optuna.storages.RDBStorage(
-        database_url(url),
-        heartbeat_interval=heartbeat_interval_s,
-        grace_period=grace_period_s,
-        heartbeat_stale_trial_callback=retry_callback(),
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return optuna.storages.RDBStorage(
+            database_url(url),
+            heartbeat_interval=heartbeat_interval_s,
+            grace_period=grace_period_s,
+            heartbeat_stale_trial_callback=retry_callback(),
+        )
+    except SQLAlchemyError as err:  # a server that is down or refuses the credentials
+        raise storage_error(url, err) from err
+
+
+def storage_error(url: str, err: Exception) -> ConfigError:
+    """A one-line error naming ``search.storage``, the masked URL and the driver's reason."""
+    from gen_loop._secrets import mask_text, mask_url
+
+    reason = mask_text(str(getattr(err, "orig", None) or err)).strip().splitlines()
+    return ConfigError(
+        "search.storage",
+        f"cannot open {mask_url(url)}: {reason[0] if reason else type(err).__name__}",
     )
 
 
@@ -121,8 +139,13 @@ class StudyMutex:
         with self._local:
             if self._engine is not None:
                 from sqlalchemy import text
+                from sqlalchemy.exc import SQLAlchemyError
 
-                with self._engine.connect() as conn:
+                try:
+                    conn = self._engine.connect()
+                except SQLAlchemyError as err:
+                    raise storage_error(self.url, err) from err
+                with conn:
                     # Session-level advisory lock: the server drops it if the worker dies.
                     conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
                     try:
