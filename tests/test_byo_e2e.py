@@ -5,9 +5,6 @@ labeled folder."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,27 +12,10 @@ import pytest
 
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.generator.yolo_io import write_yolo_dataset
+from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SIZE = 96
-
-
-def _gen_loop(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ,
-        GEN_LOOP_CACHE=str(cwd / "cache"),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "gen_loop", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def _client_video(path: Path) -> None:
@@ -57,7 +37,7 @@ def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> No
     source = write_yolo_dataset(
         gen.generate({}, 24, 1), tmp_path / "source", val=gen.generate({}, 8, 2)
     )
-    base = _gen_loop(
+    base = run_cli(
         tmp_path,
         "train-base",
         f"data={source}",
@@ -73,7 +53,7 @@ def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> No
 
     video = tmp_path / "client.avi"
     _client_video(video)
-    proc = _gen_loop(
+    proc = run_cli(
         tmp_path,
         "run",
         "debug=smoke",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from gen_loop.config import RunConfig
 from gen_loop.config.validate import check_run_config
 from gen_loop.errors import ConfigError
 from gen_loop.loop.components import build_generator
+from tests.cli import cli_env, run_cli
 
 Compose = Callable[[list[str]], RunConfig]
 
@@ -160,25 +160,8 @@ CLI_CONFIG_ERRORS = {
 }
 
 
-def _cli_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-        "YOLO_OFFLINE": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "GEN_LOOP_CACHE": str(tmp_path / "cache"),
-    }
-
-
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gen_loop", *args],
-        cwd=tmp_path,
-        env=_cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(tmp_path, *args, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +179,7 @@ def cli_config_errors(
             subprocess.Popen(
                 args,
                 cwd=tmp,
-                env=_cli_env(tmp),
+                env=cli_env(tmp / "cache"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

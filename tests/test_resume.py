@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from gen_loop.search.storage import retried_trial_numbers
+from tests.cli import cli_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,17 +35,6 @@ def _command(n_trials: int) -> list[str]:
     ]
 
 
-def _env(cwd: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GEN_LOOP_CACHE=str(cwd / "cache"),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    return env
-
-
 def _running(db: Path) -> list[optuna.trial.FrozenTrial]:
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{db}")
     return study.get_trials(states=(TrialState.RUNNING,))
@@ -55,7 +45,7 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None
     proc = subprocess.Popen(
         _command(12),
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=cli_env(tmp_path / "cache"),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -79,7 +69,7 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None
     assert not (run_dir / "summary.json").exists()
 
     again = subprocess.run(
-        _command(12), cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True
+        _command(12), cwd=tmp_path, env=cli_env(tmp_path / "cache"), capture_output=True, text=True
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert f"trial {killed.number} was interrupted earlier" in again.stderr + again.stdout

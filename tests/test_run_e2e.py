@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -17,29 +16,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.cli import cli_env, run_cli
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GEN_LOOP_CACHE=str(cache),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    return env
-
-
 def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gen_loop", "run", "debug=smoke", *overrides],
-        cwd=cwd,
-        env=_env(cwd / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(cwd, "run", "debug=smoke", *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +130,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
             "hydra.run.dir=runs/interrupted",
         ],
         cwd=tmp_path,
-        env=_env(tmp_path / "cache"),
+        env=cli_env(tmp_path / "cache"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

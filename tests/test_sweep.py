@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,18 +17,7 @@ from mlflow.tracking import MlflowClient
 from gen_loop.config import RunConfig
 from gen_loop.sweep.report import collect_jobs, markdown_table, sweep_report_main, write_report
 from gen_loop.tracking.mlflow_tracker import PARENT_TAG, TRIAL_TAG, Tracker
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GEN_LOOP_CACHE=str(cache),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    env.pop("GEN_LOOP_SWEEP_RUN_ID", None)
-    return env
+from tests.cli import cli_env
 
 
 def _job(sweep: Path, name: str, overrides: list[str], summary: dict[str, Any] | None) -> None:
@@ -131,7 +119,7 @@ def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path)
             *launcher,
         ],
         cwd=tmp_path,
-        env=_env(tmp_path / "cache"),
+        env=cli_env(tmp_path / "cache"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -168,7 +156,7 @@ def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path)
     report = subprocess.run(
         [sys.executable, "-m", "gen_loop", "sweep-report", str(sweep), "out=report"],
         cwd=tmp_path,
-        env=_env(tmp_path / "cache"),
+        env=cli_env(tmp_path / "cache"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -198,7 +186,7 @@ def test_a_failed_job_leaves_the_sweep_run_failed_not_running(tmp_path: Path) ->
             "hydra.sweep.dir=sweep",
         ],
         cwd=tmp_path,
-        env=_env(tmp_path / "cache"),
+        env=cli_env(tmp_path / "cache"),
         capture_output=True,
         text=True,
         timeout=600,

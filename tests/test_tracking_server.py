@@ -21,6 +21,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.cli import cli_env, run_cli
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRACK_PW = "Tr4ck-pw_9f1c"  # in tracking.uri: must never be written or printed
@@ -31,18 +33,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GEN_LOOP_CACHE=str(cache),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
 
 
 class Server:
@@ -64,7 +54,7 @@ class Server:
         self.proc = subprocess.Popen(
             command,
             cwd=root,
-            env=_env(root / "cache"),
+            env=cli_env(root / "cache"),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -106,14 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _run(cwd: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gen_loop", "run", "debug=smoke", *overrides],
-        cwd=cwd,
-        env=_env(cwd / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(cwd, "run", "debug=smoke", *overrides, timeout=timeout)
 
 
 def _written_text(folder: Path) -> str:
@@ -182,7 +165,7 @@ def test_a_server_that_dies_mid_study_loses_logs_not_trials(tmp_path: Path) -> N
                 *(f"tracking.uri={doomed.uri}", "search.n_trials=10", "hydra.run.dir=runs/drop"),
             ],
             cwd=tmp_path,
-            env=_env(tmp_path / "cache"),
+            env=cli_env(tmp_path / "cache"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from gen_loop.search import StudyMutex, claim_finalisation, make_sampler, make_storage, open_study
 from gen_loop.search.storage import retried_trial_numbers
 from gen_loop.search.workers import WORKER_ATTR, fail_dead_trials, mark_finalised, worker_id
+from tests.cli import cli_env
 from tests.pg_server import PgServer, start_server
 
 
@@ -80,17 +81,6 @@ def test_postgres_mutex_excludes_other_processes(postgres: PgServer, tmp_path: P
     assert free.stdout.strip() == b"True", free.stderr[-2000:]
 
 
-def _worker_env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GEN_LOOP_CACHE=str(cache),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    return env
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_three_workers_share_one_study(postgres: PgServer, tmp_path: Path) -> None:
@@ -111,7 +101,7 @@ def test_three_workers_share_one_study(postgres: PgServer, tmp_path: Path) -> No
             subprocess.Popen(
                 command,
                 cwd=cwd,
-                env=_worker_env(tmp_path / "cache"),
+                env=cli_env(tmp_path / "cache"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
