@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gen_loop.errors import InputDataError
+from gen_loop.target.images import file_sha256
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -50,9 +50,5 @@ def build_model(model: str, weights: Path | None, seed: int) -> YOLO:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's contents (for cache keys and run fingerprints)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of a file's contents, hex (for cache keys and run fingerprints)."""
+    return file_sha256(path).hex()

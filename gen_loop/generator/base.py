@@ -88,6 +88,12 @@ class Generator(ABC):
         """The default value of every parameter."""
         return {name: spec.default for name, spec in self.parameters.items()}
 
+    def resolve_request(self, params: Mapping[str, ParamValue], n: int) -> dict[str, ParamValue]:
+        """The checks every ``generate`` starts with: ``n >= 1`` and :meth:`resolve_params`."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        return self.resolve_params(params)
+
     def resolve_params(self, params: Mapping[str, ParamValue]) -> dict[str, ParamValue]:
         """Defaults overlaid with ``params``, each checked against its spec."""
         specs = self.parameters

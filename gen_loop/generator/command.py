@@ -101,9 +101,7 @@ class CommandGenerator(Generator):
         return self._specs
 
     def generate(self, params: Mapping[str, ParamValue], n: int, seed: int) -> Batch:
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        resolved = self.resolve_params(params)
+        resolved = self.resolve_request(params, n)
         out_dir, json_path = self._new_call()
         request = {
             "params": resolved,

@@ -105,9 +105,7 @@ class FolderGenerator(Generator):
         ]
 
     def generate(self, params: Mapping[str, ParamValue], n: int, seed: int) -> Batch:
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        resolved = self.resolve_params(params)
+        resolved = self.resolve_request(params, n)
         sensor = SensorModel(resolved)
         seeds = image_seeds(seed, n)
         images = np.empty((n, self.height, self.width, 3), np.uint8)

@@ -60,9 +60,7 @@ class ProceduralGenerator(Generator):
         return self._specs
 
     def generate(self, params: Mapping[str, ParamValue], n: int, seed: int) -> Batch:
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        resolved = self.resolve_params(params)
+        resolved = self.resolve_request(params, n)
         settings = SceneSettings(
             width=self.width,
             height=self.height,

@@ -26,6 +26,8 @@ __all__ = [
     "ImageSet",
     "UnreadableImageError",
     "file_fingerprint",
+    "file_sha256",
+    "files_with_suffix",
     "list_images",
     "load_image_folder",
     "read_image_rgb",
@@ -98,8 +100,7 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
         raise InputDataError(f"image folder {folder} does not exist; give an existing folder")
     if not folder.is_dir():
         raise InputDataError(f"image folder {folder} is not a directory; give a folder of images")
-    entries = folder.rglob("*") if recursive else folder.iterdir()
-    paths = sorted(p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    paths = files_with_suffix(folder, IMAGE_EXTENSIONS, recursive)
     if not paths:
         where = "or its sub-folders " if recursive else ""
         raise InputDataError(
@@ -107,6 +108,12 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
             f"{', '.join(IMAGE_EXTENSIONS)} (any letter case)"
         )
     return paths
+
+
+def files_with_suffix(folder: Path, suffixes: tuple[str, ...], recursive: bool) -> list[Path]:
+    """The files under ``folder`` whose suffix is in ``suffixes`` (any letter case), sorted."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.suffix.lower() in suffixes and p.is_file())
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
@@ -305,7 +312,7 @@ def file_fingerprint(paths: Sequence[Path], root: Path | None = None, extra: str
         encoded = name.encode("utf-8", "surrogateescape")
         digest.update(len(encoded).to_bytes(8, "little"))
         digest.update(encoded)
-        digest.update(_file_digest(path))
+        digest.update(file_sha256(path))
     digest.update(b"extra:" + extra.encode("utf-8"))
     return digest.hexdigest()
 
@@ -315,7 +322,7 @@ def _relative_name(path: Path, root: Path | None) -> str:
     return (path.relative_to(root) if root is not None else path).as_posix()
 
 
-def _file_digest(path: Path) -> bytes:
+def file_sha256(path: Path) -> bytes:
     """SHA-256 of one file's bytes, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -25,6 +25,7 @@ from gen_loop.target.images import (
     _report_skipped,
     _resize,
     file_fingerprint,
+    files_with_suffix,
     read_image_rgb,
 )
 from gen_loop.target.video import (
@@ -68,8 +69,7 @@ def list_media(path: Path, recursive: bool = True) -> tuple[Path, list[Path]]:
                 "give a video file or a folder of images/videos"
             )
         return path.parent, [path]
-    entries = path.rglob("*") if recursive else path.iterdir()
-    files = sorted(p for p in entries if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file())
+    files = files_with_suffix(path, MEDIA_EXTENSIONS, recursive)
     if not files:
         where = "or its sub-folders " if recursive else ""
         raise InputDataError(
