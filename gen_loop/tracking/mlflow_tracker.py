@@ -18,6 +18,7 @@ import re
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import wraps
@@ -144,7 +145,7 @@ def _tolerant(fallback: Callable[[], object] = lambda: None) -> Callable[[_F], _
     return decorate
 
 
-class _RunLogger:
+class _RunLogger(ABC):
     """Logging methods shared by the parent run and the trial runs; all address one run id.
 
     A call that cannot reach the store is counted in :attr:`_health` and skipped (see
@@ -154,9 +155,9 @@ class _RunLogger:
     _health: StoreHealth
     _trial_number: int | None = None
 
+    @abstractmethod
     def _target(self) -> tuple[MlflowClient, str]:
         """The client and the id of the run to log to."""
-        raise NotImplementedError
 
     @_tolerant(fallback=list)
     def log_params(self, params: Mapping[str, object]) -> list[str]:
