@@ -110,6 +110,9 @@ class SearchConfig:
     batch_size: int = 32
     seed: int = 0
     scene_seed: int = 0  # every trial renders these scenes (common random numbers)
+    # common: every trial renders scene_seed; fresh: each trial its own scenes (a seed derived
+    # from scene_seed and the trial number, recorded as the trial's scene_seed).
+    scene_seeds: str = "common"
     n_startup_trials: int = 10
     multivariate: bool = True
     study_name: str = "gen_loop"

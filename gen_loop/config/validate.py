@@ -12,6 +12,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _METRICS = ("zscore_l2", "l2", "cosine")
 _SAMPLERS = ("tpe", "gp", "random", "qmc")
 _SELECTION = ("quantile", "topk")
+_SCENE_SEEDS = ("common", "fresh")  # gen_loop.loop.trial.SCENE_SEED_MODES
 
 
 def check_device(key: str, device: str) -> None:
@@ -53,6 +54,7 @@ def check_run_config(cfg: RunConfig) -> None:
     _choice("search.sampler", s.sampler, _SAMPLERS)
     if s.n_startup_trials < 0:
         raise ConfigError("search.n_startup_trials", "must be >= 0")
+    _choice("search.scene_seeds", s.scene_seeds, _SCENE_SEEDS)
     _positive("search.floor_factor", s.floor_factor)
     _positive("search.patience", s.patience)
     _positive("search.max_consecutive_failures", s.max_consecutive_failures)

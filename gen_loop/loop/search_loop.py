@@ -16,7 +16,7 @@ from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.report import trial_line
-from gen_loop.loop.trial import TrialResult, evaluate_params
+from gen_loop.loop.trial import TrialResult, evaluate_params, trial_scene_seed
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.space import SearchSpace
@@ -57,6 +57,7 @@ class TrialSetup:
     scene_seed: int
     trial_images: int
     max_consecutive_failures: int
+    scene_seeds: str = "common"  # search.scene_seeds: common | fresh (see trial_scene_seed)
 
 
 def search(
@@ -176,7 +177,12 @@ def _step(
 def _run_trial(
     trial: optuna.Trial, params: dict[str, ParamValue], setup: TrialSetup, tracker: Tracker
 ) -> TrialResult:
+    seed = trial_scene_seed(setup.scene_seeds, setup.scene_seed, trial.number)
+    if setup.scene_seeds != "common":  # common: search.scene_seed, already in the run's params
+        trial.set_user_attr("scene_seed", seed)
     with tracker.trial(trial.number, trial.params) as child:
+        if setup.scene_seeds != "common":
+            child.log_params({"scene_seed": seed})
         # An exception here marks the child run FAILED (KILLED on Ctrl-C) and propagates.
         result = evaluate_params(
             setup.generator,
@@ -184,7 +190,7 @@ def _run_trial(
             setup.scorer,
             params,
             setup.batch_size,
-            setup.scene_seed,
+            seed,
         )
         child.log_metrics({"distance": result.distance, **result.timings})
         if setup.trial_images > 0:

@@ -136,6 +136,7 @@ class LoopSession:
                 cfg.search.scene_seed,
                 cfg.tracking.trial_images,
                 cfg.search.max_consecutive_failures,
+                cfg.search.scene_seeds,
             )
             clock = time.perf_counter()
             outcome = search(study, setup, convergence, tracker, mutex)
