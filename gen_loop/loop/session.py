@@ -26,7 +26,7 @@ from gen_loop.loop.report import write_summary
 from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
 from gen_loop.score.scorer import CentroidScorer, NoiseFloor
-from gen_loop.search.convergence import Convergence
+from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.space import SearchSpace
 from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import from_objective, make_sampler, open_study
@@ -119,7 +119,14 @@ class LoopSession:
                 cfg.search.multivariate,
             )
             convergence = Convergence(
-                noise_floor=floor.mean,
+                # The floor as a trial is scored: batch_size against all target embeddings.
+                noise_floor=trial_noise_floor(
+                    floor.mean,
+                    floor.batch_size,
+                    len(target_emb),
+                    cfg.search.batch_size,
+                    cfg.score.metric,
+                ),
                 floor_factor=cfg.search.floor_factor,
                 patience=cfg.search.patience,
                 min_rel_improvement=cfg.search.min_rel_improvement,

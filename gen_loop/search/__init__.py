@@ -1,6 +1,6 @@
 """Search: Optuna ask/tell over generator parameters, and the convergence rule."""
 
-from gen_loop.search.convergence import Convergence
+from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.space import build_space
 from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import (
@@ -27,4 +27,5 @@ __all__ = [
     "make_storage",
     "open_study",
     "to_objective",
+    "trial_noise_floor",
 ]
