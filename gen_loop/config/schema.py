@@ -167,6 +167,9 @@ class SelectionConfig:
     method: str = "quantile"  # quantile | topk
     quantile: float = 0.9  # keep samples closer than this quantile of the target's own
     top_k: int = 128
+    # camera: render each of pool_size scenes with the pool_trials best trials' parameters and
+    # keep, per scene, the rendering closest to the target (selects camera, not content).
+    pool_trials: int = 8
 
 
 @dataclass
@@ -187,6 +190,10 @@ class FinetuneConfig:
     # null = images rendered with the generator's current (source camera) parameters.
     replay_fraction: float = 0.0
     replay_data: Optional[str] = None
+    # With labeled target data, the fine-tuned weights are the run's result only if target
+    # mAP50 rose by more than min_gain (absolute; 0.01 = one mAP point); see summary "verdict".
+    require_gain: bool = True
+    min_gain: float = 0.01
 
 
 @dataclass

@@ -11,7 +11,7 @@ from gen_loop.errors import ConfigError
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _METRICS = ("zscore_l2", "l2", "cosine")
 _SAMPLERS = ("tpe", "gp", "random", "qmc")
-_SELECTION = ("quantile", "topk")
+_SELECTION = ("quantile", "topk", "camera")
 _SCENE_SEEDS = ("common", "fresh")  # gen_loop.loop.trial.SCENE_SEED_MODES
 
 
@@ -66,6 +66,7 @@ def check_run_config(cfg: RunConfig) -> None:
     _choice("selection.method", sel.method, _SELECTION)
     _positive("selection.pool_size", sel.pool_size)
     _positive("selection.top_k", sel.top_k)
+    _positive("selection.pool_trials", sel.pool_trials)
     if not 0.0 < sel.quantile <= 1.0:
         raise ConfigError("selection.quantile", f"{sel.quantile} must be in (0, 1]")
     ft = cfg.finetune
@@ -78,6 +79,8 @@ def check_run_config(cfg: RunConfig) -> None:
         raise ConfigError("finetune.replay_data", f"{ft.replay_data} is not a YOLO data.yaml")
     if not 0.0 <= ft.val_fraction < 1.0:
         raise ConfigError("finetune.val_fraction", f"{ft.val_fraction} must be in [0, 1)")
+    if not -1.0 < ft.min_gain < 1.0:
+        raise ConfigError("finetune.min_gain", f"{ft.min_gain} must be in (-1, 1) (mAP units)")
     t = cfg.target
     if t.path is not None and not _is_target_path(Path(t.path)):
         raise ConfigError("target.path", f"{t.path} is not a folder of images/videos or a video")

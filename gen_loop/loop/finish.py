@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,8 +26,11 @@ from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.generator.yolo_io import write_yolo_dataset
 from gen_loop.score.scorer import Scorer
-from gen_loop.selection.select import select_closest
+from gen_loop.selection.select import closest_camera, select_closest
 from gen_loop.target.images import list_images
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +66,18 @@ def select_pool(
     cfg: SelectionConfig,
     val_fraction: float,
     out_dir: Path,
+    candidates: Sequence[Mapping[str, ParamValue]] = (),
 ) -> Selection:
-    """Render ``cfg.pool_size`` fresh scenes with ``params`` and keep the closest samples."""
+    """Render ``cfg.pool_size`` fresh scenes with ``params`` and keep the closest samples.
+
+    With ``selection.method=camera`` every scene is rendered with ``params`` and with the
+    first ``selection.pool_trials - 1`` of ``candidates`` (the next-best trials' parameters),
+    and each scene keeps its rendering closest to the target: the camera is selected, the
+    scene mix is left alone.
+    """
+    if cfg.method == "camera":
+        cameras = [dict(params), *(dict(c) for c in candidates)][: cfg.pool_trials]
+        return _select_cameras(generator, embedder, scorer, cameras, cfg, val_fraction, out_dir)
     pool = generator.generate(params, cfg.pool_size, cfg.pool_seed)
     distances = scorer.sample_distances(embedder.embed(pool.images))
     chosen, threshold = select_closest(
@@ -76,6 +90,48 @@ def select_pool(
         log.warning(
             "no pool sample within threshold %.4g; keeping the closest %d", threshold, len(chosen)
         )
+    return write_selection(pool, chosen, distances, threshold, cfg, val_fraction, out_dir)
+
+
+def ranked_params(
+    study: optuna.Study, base_params: Mapping[str, ParamValue], k: int
+) -> list[dict[str, ParamValue]]:
+    """The full parameters of the ``k`` best distinct complete trials, best first."""
+    from optuna.trial import TrialState
+
+    done = sorted(
+        (t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: t.value,  # type: ignore[arg-type, return-value]
+    )
+    out: list[dict[str, ParamValue]] = []
+    for trial in done:
+        params = {**base_params, **trial.params}
+        if params not in out:
+            out.append(params)
+        if len(out) == k:
+            break
+    return out
+
+
+def write_selection(
+    pool: Batch,
+    chosen: np.ndarray,
+    distances: np.ndarray,
+    threshold: float,
+    cfg: SelectionConfig,
+    val_fraction: float,
+    out_dir: Path,
+    camera: np.ndarray | None = None,
+    cameras: Sequence[Mapping[str, ParamValue]] = (),
+) -> Selection:
+    """Write ``pool[chosen]`` as the fine-tuning dataset and its manifest.
+
+    ``camera[i]`` (optional) is the index in ``cameras`` of the parameters that rendered
+    ``pool[i]``; both go to the manifest.
+
+    The first ``val_fraction`` of ``chosen`` (the closest, when ``chosen`` is ordered by
+    distance) form the validation split, the rest the training split.
+    """
     selected = pool.subset(chosen)
     n_val = round(len(selected) * val_fraction) if len(selected) >= 5 else 0
     train = selected.subset(np.arange(n_val, len(selected)))
@@ -90,23 +146,58 @@ def select_pool(
             "distance": float(distances[i]),
             "split": "val" if r < n_val else "train",
         }
+        | ({} if camera is None else {"camera": int(camera[i])})
         for r, i in enumerate(chosen)
     ]
     manifest.write_text(
         json.dumps(
             {
-                "params": params,
+                "params": pool.params,
                 "threshold": threshold,
                 "method": cfg.method,
                 "pool_size": cfg.pool_size,
                 "pool_seed": cfg.pool_seed,
                 "samples": rows,
+                **({"cameras": [dict(c) for c in cameras]} if cameras else {}),
             },
             indent=2,
         )
     )
-    return Selection(
-        selected, distances[chosen], threshold, cfg.pool_size, data_yaml, manifest, n_val
+    return Selection(selected, distances[chosen], threshold, len(pool), data_yaml, manifest, n_val)
+
+
+def _select_cameras(
+    generator: Generator,
+    embedder: Embedder,
+    scorer: Scorer,
+    cameras: list[dict[str, ParamValue]],
+    cfg: SelectionConfig,
+    val_fraction: float,
+    out_dir: Path,
+) -> Selection:
+    """Each of ``cfg.pool_size`` scenes under each camera; per scene the closest rendering."""
+    images: np.ndarray | None = None
+    labels: list[np.ndarray] = []
+    best = np.full(cfg.pool_size, np.inf)
+    camera = np.zeros(cfg.pool_size, dtype=int)
+    seeds: tuple[int, ...] = ()
+    for index, params in enumerate(cameras):  # one rendering of the pool in memory at a time
+        batch = generator.generate(params, cfg.pool_size, cfg.pool_seed)
+        distances = scorer.sample_distances(embedder.embed(batch.images))
+        winner, best = closest_camera(np.stack([best, distances]))
+        closer = winner == 1
+        if images is None:
+            images, labels, seeds = batch.images.copy(), list(batch.labels), batch.seeds
+        else:
+            images[closer] = batch.images[closer]
+            labels = [batch.labels[j] if closer[j] else labels[j] for j in range(len(labels))]
+        camera[closer] = index
+    assert images is not None
+    pool = Batch(images, tuple(labels), generator.class_names, dict(cameras[0]), seeds)
+    chosen = np.argsort(best, kind="stable")
+    log.info("camera selection: scenes per camera %s", np.bincount(camera, minlength=len(cameras)))
+    return write_selection(
+        pool, chosen, best, float(best.max()), cfg, val_fraction, out_dir, camera, cameras
     )
 
 

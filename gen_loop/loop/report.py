@@ -71,6 +71,9 @@ def final_table(summary: Mapping[str, Any]) -> str:
             )
     if evaluation.get("skipped"):
         rows.append(("evaluation", evaluation["skipped"]))
+    verdict = summary.get("verdict") or {}
+    if verdict.get("message"):
+        rows.append(("verdict", verdict["message"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)} : {v}" for k, v in rows)
 

@@ -19,9 +19,15 @@ from gen_loop._secrets import mask_url as _mask
 from gen_loop.config.schema import RunConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
+from gen_loop.finetune.verdict import Verdict, gain_verdict, unknown_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.loop.finish import add_replay, finetune_and_evaluate, select_pool
+from gen_loop.loop.finish import (
+    add_replay,
+    finetune_and_evaluate,
+    ranked_params,
+    select_pool,
+)
 from gen_loop.loop.report import write_summary
 from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
@@ -246,6 +252,7 @@ class LoopSession:
             "selected_count": 0,
             "pool_size": 0,
             "evaluation": {},
+            "verdict": asdict(unknown_verdict("unknown: not fine-tuned by this run")),
             "target": {
                 "description": self.target.description,
                 "n_images": len(self.target.images.images),
@@ -287,6 +294,7 @@ class LoopSession:
             cfg.selection,
             cfg.finetune.val_fraction,
             self.run_dir / "selected",
+            ranked_params(study, self.base_params, cfg.selection.pool_trials)[1:],
         )
         self.timings["selection_s"] = time.perf_counter() - clock
         summary["selected_count"] = len(selection.batch)
@@ -308,9 +316,11 @@ class LoopSession:
         )
         if not cfg.finetune.enabled:
             summary["evaluation"] = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
+            _record_verdict(summary, unknown_verdict("unknown: fine-tuning disabled"), tracker)
             return
         if self.weights is None:
             summary["evaluation"] = {"skipped": "no base weights (embedder.weights=random)"}
+            _record_verdict(summary, unknown_verdict("unknown: no base weights"), tracker)
             return
         clock = time.perf_counter()
         device = _train_device(cfg.finetune.device)
@@ -329,7 +339,11 @@ class LoopSession:
         for stage in ("before", "after"):
             if stage in evaluation:
                 tracker.log_metrics({f"{stage}_{k}": v for k, v in evaluation[stage].items()})
-        tracker.log_artifact(weights, "finetuned")
+        verdict = gain_verdict(evaluation, cfg.finetune.min_gain, cfg.finetune.require_gain)
+        _record_verdict(summary, verdict, tracker)
+        # Rejected weights stay on disk and in MLflow, but not under the result's name.
+        summary["result_weights"] = str(weights if verdict.accepted else self.weights)
+        tracker.log_artifact(weights, "finetuned" if verdict.accepted else "rejected")
 
     def _log_plots(
         self, study, summary: dict[str, Any], scorer: CentroidScorer, tracker: Tracker
@@ -368,6 +382,13 @@ class LoopSession:
         if tracker is not None:  # what did not reach MLflow (the study has every trial)
             summary["mlflow"]["lost_logs"] = tracker.lost_logs
         write_summary(self.run_dir / "summary.json", summary)
+
+
+def _record_verdict(summary: dict[str, Any], verdict: Verdict, tracker: Tracker) -> None:
+    """The fine-tune's verdict in summary.json, as a parent-run tag, and on the console."""
+    summary["verdict"] = asdict(verdict)
+    tracker.set_tags({"gen_loop.verdict": verdict.status})
+    print(f"verdict: {verdict.message}", flush=True)
 
 
 def _recovery_error(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SELECTION_METHODS = ("quantile", "topk")
+SELECTION_METHODS = ("quantile", "topk", "camera")
 
 
 def select_closest(
@@ -35,4 +35,29 @@ def select_closest(
             raise ValueError("quantile selection needs the target's own distances")
         threshold = float(np.quantile(target_distances, quantile))
         return order[distances[order] <= threshold], threshold
+    if method == "camera":
+        raise ValueError("selection method 'camera' picks per scene: use closest_camera")
     raise ValueError(f"selection method {method!r}: use one of {list(SELECTION_METHODS)}")
+
+
+def closest_camera(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each scene, the camera under which it is closest to the target.
+
+    When every candidate image shows a scene of its own, selecting the images closest to the
+    target centroid selects *content* (the most average scenes) as much as camera. Rendering
+    each scene under several candidate cameras and keeping, per scene, the closest rendering
+    selects the camera and leaves the scene mix alone.
+
+    Args:
+        distances: ``(n_cameras, n_scenes)`` distance of scene ``j`` rendered with camera
+            ``i`` to the target centroid.
+
+    Returns:
+        ``(camera, distance)``: per scene, the index of the closest camera (the first on ties)
+        and its distance, both of shape ``(n_scenes,)``.
+    """
+    arr = np.asarray(distances, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"distances must be (n_cameras, n_scenes) and non-empty, got {arr.shape}")
+    camera = np.argmin(arr, axis=0)
+    return camera, arr[camera, np.arange(arr.shape[1])]

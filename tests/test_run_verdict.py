@@ -1,0 +1,72 @@
+"""`run` end to end (smoke profile): the fine-tune's verdict on the demo target's labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gen_loop.embedder.weights import shipped_base_weights
+from tests.cli import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_fine_tune_that_misses_the_required_gain_is_rejected(tmp_path: Path) -> None:
+    # No fine-tune can raise mAP50 by more than 0.99: the verdict must be "not improved".
+    proc = run_cli(
+        tmp_path, "run", "debug=smoke", "finetune.min_gain=0.99", "hydra.run.dir=runs/reject"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "reject" / "summary.json").read_text())
+    verdict, evaluation = summary["verdict"], summary["evaluation"]
+    assert verdict["status"] == "not_improved" and verdict["improved"] is False
+    assert verdict["accepted"] is False and verdict["min_gain"] == 0.99
+    assert verdict["before"] == evaluation["before"]["map50"]
+    assert verdict["after"] == evaluation["after"]["map50"]
+    assert verdict["gain"] == pytest.approx(verdict["after"] - verdict["before"])
+    # The fine-tuned weights exist but are not the result: the base detector stands.
+    assert Path(summary["finetuned_weights"]).is_file()
+    assert Path(summary["result_weights"]).name == shipped_base_weights().name
+    assert "verdict: NOT improved" in proc.stdout
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert run.data.tags["gen_loop.verdict"] == "not_improved"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "rejected" in artifacts and "finetuned" not in artifacts
+
+
+def test_a_fine_tune_within_the_margin_is_accepted(tmp_path: Path) -> None:
+    # A margin of -0.99 accepts any change the smoke fine-tune can make.
+    proc = run_cli(
+        tmp_path, "run", "debug=smoke", "finetune.min_gain=-0.99", "hydra.run.dir=runs/accept"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "accept" / "summary.json").read_text())
+    assert summary["verdict"]["status"] == "improved" and summary["verdict"]["accepted"]
+    assert summary["result_weights"] == summary["finetuned_weights"]
+    assert "verdict: improved" in proc.stdout
+    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert run.data.tags["gen_loop.verdict"] == "improved"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "finetuned" in artifacts and "rejected" not in artifacts
+
+
+def test_without_a_fine_tune_the_verdict_is_unknown(tmp_path: Path) -> None:
+    proc = run_cli(
+        tmp_path, "run", "debug=smoke", "finetune.enabled=false", "hydra.run.dir=runs/off"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "off" / "summary.json").read_text())
+    assert summary["verdict"]["status"] == "unknown" and summary["verdict"]["improved"] is None
+    assert "fine-tuning disabled" in summary["verdict"]["message"]
+    assert "verdict: unknown" in proc.stdout
+
+
+def test_min_gain_out_of_range_is_a_config_error(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "debug=smoke", "finetune.min_gain=2")
+    assert proc.returncode != 0
+    assert "finetune.min_gain" in proc.stdout + proc.stderr
