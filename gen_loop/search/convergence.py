@@ -62,8 +62,12 @@ class Convergence:
     further only fits sampling noise.
 
     Args:
-        noise_floor: the target's own distance at the trial batch size.
-        floor_factor: stop once ``best <= floor_factor * noise_floor``.
+        noise_floor: the target's own distance at the trial batch size, against the whole
+            target (:func:`trial_noise_floor`).
+        floor_factor: stop once ``best <= floor_factor * noise_floor``. One batch's distance
+            near the floor is only known to about +-30 % (the features act like ~5 independent
+            dimensions), so even the exact parameters need a factor of about 1.5 to pass 95 %
+            of the time (experiments/noise_floor/RESULTS.md; the default is 1.5).
         patience: stop after this many trials without a relative improvement of at least
             ``min_rel_improvement`` over the best.
         min_rel_improvement: see ``patience``.
