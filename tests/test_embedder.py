@@ -63,6 +63,15 @@ def test_same_image_same_row_whatever_the_batch(
     assert not np.allclose(full[0], full[1])  # different images, different embeddings
 
 
+def test_cpu_passes_are_capped_by_pixels_not_by_the_batch() -> None:
+    from gen_loop.embedder.yolo import CPU_PIXELS_PER_PASS
+
+    big = YoloEmbedder("yolov7-tiny", None, [14], 256, device="cpu", batch_size=32)
+    assert big.pass_size == CPU_PIXELS_PER_PASS // 256**2 < 32 and big.batch_size == 32
+    small = YoloEmbedder("yolov7-tiny", None, [14], IMGSZ, device="cpu", batch_size=5)
+    assert small.pass_size == 5  # small images: the batch size is the pass size
+
+
 def test_several_layers_are_concatenated(images: np.ndarray) -> None:
     two = YoloEmbedder("yolov7-tiny", None, [28, 37], IMGSZ, device="cpu")
     one = YoloEmbedder("yolov7-tiny", None, [28], IMGSZ, device="cpu")

@@ -113,6 +113,38 @@ def test_image_is_reproduced_from_its_seed_alone(gen: ProceduralGenerator) -> No
         np.testing.assert_array_equal(batch.labels[i], boxes_from_masks(masks, scene.classes))
 
 
+def test_scene_cache_changes_no_image(gen: ProceduralGenerator) -> None:
+    """Cached scenes (a hit with another camera, a prefix, a repeat) give the uncached batch."""
+    cameras = [
+        {"fisheye": 0.6, "vignetting": 0.5, "noise_std": 0.05, "color_temp_k": 4300.0},
+        {"exposure_ev": -1.0, "blur_sigma": 1.5, "red_std_scale": 0.6, "contrast": 1.3},
+        {"fisheye": 0.6, "vignetting": 0.5, "noise_std": 0.05, "color_temp_k": 4300.0},
+        {"sun_elevation": 10.0, "weather": "fog"},  # other scene settings: other scenes
+    ]
+    cached = ProceduralGenerator(SIZE, SIZE)
+    for params in cameras:
+        for n in (5, 3):
+            got = cached.generate(params, n, seed=13)
+            want = ProceduralGenerator(SIZE, SIZE, scene_cache_mb=0).generate(params, n, 13)
+            np.testing.assert_array_equal(got.images, want.images)
+            for lg, lw in zip(got.labels, want.labels, strict=True):
+                np.testing.assert_array_equal(lg, lw)
+    assert len(cached._scenes) == 10  # 5 scenes x 2 scene settings
+
+
+def test_scene_cache_stays_within_its_budget() -> None:
+    from gen_loop.generator._scene_cache import SceneCache
+
+    scene_bytes = SIZE * SIZE * 3 * 4  # the float image alone is a lower bound
+    gen = ProceduralGenerator(SIZE, SIZE, scene_cache_mb=3.5 * scene_bytes / 2**20)
+    gen.generate({}, 8, seed=1)
+    assert 1 <= len(gen._scenes) <= 3
+    cache = gen._scenes
+    assert isinstance(cache, SceneCache) and cache._bytes <= cache.max_bytes
+    last = gen.generate({}, 8, seed=1).seeds[-1]  # the most recent scene is kept
+    assert any(key[1] == last for key in cache._scenes)
+
+
 def test_colour_parameters_keep_the_scene(gen: ProceduralGenerator) -> None:
     """Common random numbers: non-geometric camera changes give the same objects and boxes."""
     base = gen.generate({}, 6, seed=4)

@@ -58,6 +58,7 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) 
     with Tracker(store, "e", "loop") as tracker:
         outcome = search(study, setup, conv, tracker)
         parent = tracker.run_id
+        grids = _sample_grids(MlflowClient(store), tracker)  # logged when search returns
     states = [t.state for t in study.trials]
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(study.trials) == 12 and outcome.stop_reason.startswith("budget")
@@ -76,6 +77,23 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) 
         for c in children
         if c.info.status == "FAILED"
     )
+    finished = {c.info.run_id for c in children if c.info.status == "FINISHED"}
+    assert grids == finished  # a sample grid for every finished trial, none for failed ones
+
+
+def _sample_grids(client: MlflowClient, tracker: Tracker) -> set[str]:
+    """Ids of the child runs that hold a ``samples.png`` that decodes to an RGB image."""
+    import cv2
+
+    found = set()
+    children = f"tags.mlflow.parentRunId = '{tracker.run_id}'"
+    for run in client.search_runs([tracker.experiment_id], children):
+        if "samples.png" in {a.path for a in client.list_artifacts(run.info.run_id)}:
+            local = client.download_artifacts(run.info.run_id, "samples.png")
+            image = cv2.imread(local)
+            assert image is not None and image.ndim == 3
+            found.add(run.info.run_id)
+    return found
 
 
 def test_a_broken_generator_aborts_after_consecutive_failures(parts, tmp_path: Path) -> None:

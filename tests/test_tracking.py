@@ -25,7 +25,13 @@ from gen_loop.tracking import (
     save_png,
     side_by_side,
 )
-from gen_loop.tracking.mlflow_tracker import ERROR_TAG, PARENT_TAG, TRIAL_TAG, _sanitize_key
+from gen_loop.tracking.mlflow_tracker import (
+    ERROR_TAG,
+    PARENT_TAG,
+    TRIAL_TAG,
+    _sanitize_key,
+    use_wal,
+)
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -201,6 +207,28 @@ def test_default_artifact_root_sits_next_to_the_sqlite_file(store: str, experime
     db_dir = Path(store.removeprefix("sqlite:///")).parent
     location = MlflowClient(store).get_experiment(tracker.experiment_id).artifact_location
     assert location == (db_dir / "artifacts").as_uri()
+
+
+def test_sqlite_store_is_put_in_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "wal" / "mlflow.db"
+    db.parent.mkdir()
+    with Tracker(f"sqlite:///{db}", "e", "loop") as tracker, tracker.trial(0, {"a": 1}):
+        pass
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert MlflowClient(f"sqlite:///{db}").get_run(tracker.run_id).info.status == "FINISHED"
+    assert not use_wal("http://127.0.0.1:5000") and not use_wal("postgresql://h/db")
+
+
+def test_trial_params_logged_in_steps_are_all_kept(store: str, experiment: str) -> None:
+    """A trial run knows its params without reading them back; later calls still check them."""
+    with Tracker(store, experiment, "loop") as tracker, tracker.trial(0, {"a": 1}) as trial:
+        assert trial.log_params({"scene_seed": 5}) == []
+        assert trial.log_params({"a": 1, "b": 2}) == []  # "a" again with its value: accepted
+        assert trial.log_params({"a": 3}) == ["a"]  # a changed value is reported, not logged
+    params = MlflowClient(store).get_run(trial.run_id).data.params
+    assert params == {"a": "1", "scene_seed": "5", "b": "2"}
 
 
 def test_tracker_needs_to_be_entered() -> None:

@@ -18,6 +18,11 @@ from gen_loop.embedder.weights import build_model, file_digest, model_yaml
 
 log = logging.getLogger(__name__)
 
+#: On CPU, a forward pass takes at most this many input pixels (8 images at 256 px): the
+#: activations of larger passes spill out of the processor's cache, and 8-image passes embedded
+#: 1.3-1.6x faster than 32-image ones on this project's machines (experiments/throughput).
+CPU_PIXELS_PER_PASS = 8 * 256 * 256
+
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; otherwise ``cpu``, ``cuda`` or ``cuda:N`` as given."""
@@ -101,7 +106,9 @@ class YoloEmbedder(Embedder):
     """Global-average-pooled feature maps of chosen layers of an ultralytics detector.
 
     The forward pass stops after the deepest requested layer, runs under
-    ``torch.inference_mode`` in channels-last layout, and in half precision on CUDA.
+    ``torch.inference_mode`` in channels-last layout, and in half precision on CUDA. On CPU a
+    batch is run in passes of at most :data:`CPU_PIXELS_PER_PASS` pixels (the rows do not
+    depend on how images are grouped).
 
     Args:
         model: architecture (a shipped name such as ``yolov7-tiny`` or an ultralytics YAML);
@@ -112,7 +119,7 @@ class YoloEmbedder(Embedder):
         imgsz: images are resized to ``imgsz x imgsz`` (both the target and generated sets go
             through the same resize, so their aspect ratio should match).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (on CPU, capped by :data:`CPU_PIXELS_PER_PASS`).
         half: half precision; None means on CUDA only.
         seed: initialisation seed for a random model.
     """
@@ -132,6 +139,11 @@ class YoloEmbedder(Embedder):
         self.half = self.device.type == "cuda" if half is None else half
         self.imgsz = imgsz
         self.batch_size = batch_size
+        self.pass_size = (
+            batch_size
+            if self.device.type == "cuda"
+            else max(1, min(batch_size, CPU_PIXELS_PER_PASS // (imgsz * imgsz)))
+        )
         detector = build_model(model, weights, seed)
         net: Any = detector.model
         self.layers = resolve_layers(net, layers)
@@ -160,8 +172,8 @@ class YoloEmbedder(Embedder):
                 f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}"
             )
         chunks = [
-            self._embed_chunk(images[i : i + self.batch_size])
-            for i in range(0, len(images), self.batch_size)
+            self._embed_chunk(images[i : i + self.pass_size])
+            for i in range(0, len(images), self.pass_size)
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
 

@@ -157,11 +157,17 @@ def _illuminant(kelvin: float):
 
 
 def _vignette(strength: float):
+    falloffs: dict[tuple[int, int, np.dtype], np.ndarray] = {}  # one map per image shape
+
     def apply(image: np.ndarray, **_: object) -> np.ndarray:
         h, w = image.shape[:2]
-        y, x = np.ogrid[-1.0 : 1.0 : complex(0, h), -1.0 : 1.0 : complex(0, w)]
-        r2 = (x**2 + y**2) / 2.0  # 1.0 in the corners
-        return image * (1.0 - strength * r2**1.5)[..., None].astype(image.dtype)
+        falloff = falloffs.get((h, w, image.dtype))
+        if falloff is None:
+            y, x = np.ogrid[-1.0 : 1.0 : complex(0, h), -1.0 : 1.0 : complex(0, w)]
+            r2 = (x**2 + y**2) / 2.0  # 1.0 in the corners
+            falloff = (1.0 - strength * r2**1.5)[..., None].astype(image.dtype)
+            falloffs[(h, w, image.dtype)] = falloff
+        return image * falloff
 
     return apply
 

@@ -6,7 +6,10 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
@@ -23,8 +26,13 @@ from gen_loop.search.space import SearchSpace
 from gen_loop.search.storage import StudyMutex
 from gen_loop.search.study import to_objective
 from gen_loop.search.workers import WORKER_ATTR, StudyView, fail_dead_trials, worker_id
-from gen_loop.tracking.mlflow_tracker import Tracker
+from gen_loop.tracking.mlflow_tracker import Tracker, TrialRun
 from gen_loop.tracking.plots import image_grid
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,10 @@ def search(
     ``setup.max_consecutive_failures`` fail in a row (a broken generator, not a bad point).
     Ctrl-C fails the running trial and returns with ``interrupted`` set.
 
+    Each trial's sample grid is drawn, PNG-encoded and logged by a background thread while the
+    next trial runs (it was the largest cost of a trial outside generate + embed, and the
+    encoder releases the GIL: experiments/throughput/RESULTS.md); all are logged on return.
+
     Args:
         study: the (possibly shared, possibly resumed) study.
         setup: what every trial shares.
@@ -92,6 +104,7 @@ def search(
     consecutive = 0
     start = time.monotonic()
     pending: optuna.Trial | None = None
+    grids = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gen_loop-grid")
     try:
         while True:
             with mutex.hold():
@@ -106,7 +119,7 @@ def search(
             if pending is None:  # the budget is all asked: wait for the other workers
                 time.sleep(poll_s)
                 continue
-            error = _step(pending, study, setup, shared, tracker)
+            error = _step(pending, study, setup, shared, tracker, grids)
             pending = None
             if error is None:
                 consecutive = 0
@@ -123,6 +136,8 @@ def search(
         return SearchOutcome(
             "interrupted by the user", StudyView.of(study).n_failed, interrupted=True
         )
+    finally:
+        grids.shutdown(wait=True)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:
@@ -140,13 +155,14 @@ def _step(
     setup: TrialSetup,
     convergence: Convergence,
     tracker: Tracker,
+    grids: Executor,
 ) -> str | None:
     """Run, tell, record and print one trial; return its error message if it failed."""
     params = {**setup.base_params, **setup.space.suggest(trial)}
     error: str | None = None
     try:
         with get_heartbeat_thread(trial._trial_id, study._storage):
-            result = _run_trial(trial, params, setup, tracker)
+            result = _run_trial(trial, params, setup, tracker, grids)
     except Exception as err:  # recorded as a failed trial; the loop goes on
         error = f"{type(err).__name__}: {err}"
         trial.set_user_attr("error", error[:2000])
@@ -175,7 +191,11 @@ def _step(
 
 
 def _run_trial(
-    trial: optuna.Trial, params: dict[str, ParamValue], setup: TrialSetup, tracker: Tracker
+    trial: optuna.Trial,
+    params: dict[str, ParamValue],
+    setup: TrialSetup,
+    tracker: Tracker,
+    grids: Executor,
 ) -> TrialResult:
     seed = trial_scene_seed(setup.scene_seeds, setup.scene_seed, trial.number)
     if setup.scene_seeds != "common":  # common: search.scene_seed, already in the run's params
@@ -195,12 +215,21 @@ def _run_trial(
         child.log_metrics({"distance": result.distance, **result.timings})
         if setup.trial_images > 0:
             k = min(setup.trial_images, len(result.batch))
-            child.log_image(
-                image_grid(
-                    result.batch.images[:k], ncols=min(k, 4), boxes=result.batch.labels[:k]
-                ),
-                "samples.png",
-            )
+            job = grids.submit(_log_grid, child, result.batch.images[:k], result.batch.labels[:k])
+            job.add_done_callback(partial(_report_grid_error, trial.number))
         for key, value in result.timings.items():
             trial.set_user_attr(key, value)
     return result
+
+
+def _log_grid(child: TrialRun, images: np.ndarray, labels: Sequence[np.ndarray]) -> None:
+    """Draw and log a trial's sample grid (runs on the background thread)."""
+    child.log_image(image_grid(images, ncols=min(len(images), 4), boxes=labels), "samples.png")
+
+
+def _report_grid_error(number: int, job: Future[None]) -> None:
+    error = job.exception()
+    if error is not None:  # store failures are counted by the tracker; this is anything else
+        log.warning(
+            "trial %d: sample grid not logged: %s: %s", number, type(error).__name__, error
+        )
