@@ -81,8 +81,16 @@ class EmbedderConfig:
 class ScoreConfig:
     """How a batch is scored against the target."""
 
-    metric: str = "zscore_l2"  # zscore_l2 | l2 | cosine
+    metric: str = "zscore_l2"  # zscore_l2 | l2 | cosine | frechet | mmd | prdc
     noise_floor_splits: int = 20
+    # frechet: covariance shrinkage in [0, 1]; null = Ledoit-Wolf (chosen from the data).
+    shrinkage: Optional[float] = None
+    # mmd: kernel rbf | poly (poly = the KID kernel (x.y/D + 1)^3); rbf bandwidth (sigma, in
+    # target z-score units); null = median of the target's pairwise distances, fixed at fit.
+    kernel: str = "rbf"
+    bandwidth: Optional[float] = None
+    # prdc: neighbour rank k of the target's k-NN radii.
+    k_neighbours: int = 5
 
 
 @dataclass

@@ -9,7 +9,8 @@ from gen_loop.config.schema import EmbedderConfig, RunConfig
 from gen_loop.errors import ConfigError
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-_METRICS = ("zscore_l2", "l2", "cosine")
+_METRICS = ("zscore_l2", "l2", "cosine", "frechet", "mmd", "prdc")  # score.SCORE_METRICS
+_KERNELS = ("rbf", "poly")
 _SAMPLERS = ("tpe", "gp", "random", "qmc")
 _SELECTION = ("quantile", "topk", "camera")
 _SCENE_SEEDS = ("common", "fresh")  # gen_loop.loop.trial.SCENE_SEED_MODES
@@ -62,6 +63,13 @@ def check_run_config(cfg: RunConfig) -> None:
         _positive("search.timeout_s", s.timeout_s)
     _choice("score.metric", cfg.score.metric, _METRICS)
     _positive("score.noise_floor_splits", cfg.score.noise_floor_splits)
+    sc = cfg.score
+    _choice("score.kernel", sc.kernel, _KERNELS)
+    if sc.shrinkage is not None and not 0.0 <= sc.shrinkage <= 1.0:
+        raise ConfigError("score.shrinkage", f"{sc.shrinkage} must be in [0, 1] or null")
+    if sc.bandwidth is not None:
+        _positive("score.bandwidth", sc.bandwidth)
+    _positive("score.k_neighbours", sc.k_neighbours)
     sel = cfg.selection
     _choice("selection.method", sel.method, _SELECTION)
     _positive("selection.pool_size", sel.pool_size)

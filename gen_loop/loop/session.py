@@ -22,6 +22,7 @@ from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.finetune.verdict import Verdict, gain_verdict, unknown_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
+from gen_loop.loop.components import build_scorer
 from gen_loop.loop.finish import (
     add_replay,
     finetune_and_evaluate,
@@ -31,7 +32,7 @@ from gen_loop.loop.finish import (
 from gen_loop.loop.report import write_summary
 from gen_loop.loop.search_loop import SearchOutcome, TrialSetup, search
 from gen_loop.loop.target_data import TargetData
-from gen_loop.score.scorer import CentroidScorer, NoiseFloor
+from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.space import SearchSpace
 from gen_loop.search.storage import StudyMutex, make_storage
@@ -85,7 +86,7 @@ class LoopSession:
             self.target.images.fingerprint,
             self.cache_dir,
         )
-        scorer = CentroidScorer(cfg.score.metric).fit(target_emb)  # type: ignore[arg-type]
+        scorer = build_scorer(cfg.score).fit(target_emb)
         floor = scorer.noise_floor(
             cfg.search.batch_size,
             cfg.score.noise_floor_splits,
@@ -280,9 +281,7 @@ class LoopSession:
             summary["recovery_error"] = _recovery_error(best_params, hidden, searched)
         return summary
 
-    def _finish(
-        self, summary: dict[str, Any], study, scorer: CentroidScorer, tracker: Tracker
-    ) -> None:
+    def _finish(self, summary: dict[str, Any], study, scorer: Scorer, tracker: Tracker) -> None:
         cfg = self.cfg
         self._log_plots(study, summary, scorer, tracker)
         clock = time.perf_counter()
@@ -345,9 +344,7 @@ class LoopSession:
         summary["result_weights"] = str(weights if verdict.accepted else self.weights)
         tracker.log_artifact(weights, "finetuned" if verdict.accepted else "rejected")
 
-    def _log_plots(
-        self, study, summary: dict[str, Any], scorer: CentroidScorer, tracker: Tracker
-    ) -> None:
+    def _log_plots(self, study, summary: dict[str, Any], scorer: Scorer, tracker: Tracker) -> None:
         done = [t for t in study.trials if t.state == TrialState.COMPLETE]
         history = plots.history_figure(
             [t.number for t in done],

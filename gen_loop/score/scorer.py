@@ -122,7 +122,7 @@ class Scorer(ABC):
             )
         self._fit(arr)
         self._target = arr
-        self._target_sample_distances = self._sample_distances(arr)
+        self._target_sample_distances = self._own_sample_distances(arr)
         return self
 
     def score(self, batch: ArrayLike) -> float:
@@ -142,7 +142,7 @@ class Scorer(ABC):
         return float(self._score(self._check_batch(batch)))
 
     def sample_distances(self, batch: ArrayLike) -> FloatArray:
-        """Distance of each sample of ``batch`` to the target centroid, shape ``(B,)``.
+        """Distance of each sample of ``batch`` to the target, shape ``(B,)``.
 
         Same feature space and metric as :meth:`score`.
 
@@ -247,6 +247,15 @@ class Scorer(ABC):
     @abstractmethod
     def _sample_distances(self, batch: FloatArray) -> FloatArray:
         """Per-sample distances ``(B,)`` of a validated ``(B, D)`` batch to the reference."""
+
+    def _own_sample_distances(self, target: FloatArray) -> FloatArray:
+        """Per-sample distances of the fitted target's own samples (in-sample by default).
+
+        A scorer whose per-sample distance is 0 for every reference sample (a nearest-neighbour
+        distance) overrides this with a leave-one-out version, so that a quantile of these
+        values is still a usable selection threshold.
+        """
+        return self._sample_distances(target)
 
     @abstractmethod
     def _unfitted_copy(self) -> Self:

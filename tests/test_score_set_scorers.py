@@ -1,0 +1,192 @@
+"""The scorer contract for every score.metric: zero at the target, invariances, a shift's
+monotone response, the noise floor, per-sample distances, and building from the config."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gen_loop.config import RunConfig
+from gen_loop.config.validate import check_run_config
+from gen_loop.errors import ConfigError
+from gen_loop.loop.components import build_scorer
+from gen_loop.score import (
+    SCORE_METRICS,
+    CentroidScorer,
+    FrechetScorer,
+    MMDScorer,
+    PRDCScorer,
+    Scorer,
+)
+
+Compose = Callable[[list[str]], RunConfig]
+PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+FACTORIES: dict[str, Callable[[], Scorer]] = {
+    "frechet": FrechetScorer,
+    "frechet_fixed": lambda: FrechetScorer(0.3),
+    "mmd_rbf": MMDScorer,
+    "mmd_poly": lambda: MMDScorer("poly"),
+    "prdc": PRDCScorer,
+}
+NAMES = sorted(FACTORIES)
+
+
+def _target(seed: int, n: int = 120, d: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.1, 10.0, size=d)
+    locs = rng.normal(scale=10.0, size=d)
+    mix = np.eye(d) + 0.3 * rng.normal(size=(d, d))
+    return (rng.normal(size=(n, d)) @ mix) * scales + locs, scales, locs
+
+
+@PROPERTY
+@given(st.integers(0, 2**32 - 1), st.sampled_from(NAMES))
+def test_zero_at_the_target_and_invariant_to_per_dimension_affine_maps(
+    seed: int, name: str
+) -> None:
+    target, scales, _ = _target(seed)
+    rng = np.random.default_rng(seed + 1)
+    batch = target[:32] * rng.uniform(0.8, 1.2, size=12) + 0.3 * scales
+    scorer = FACTORIES[name]().fit(target)
+    assert scorer.score(target) == pytest.approx(0.0, abs=1e-6)
+    a = np.exp(rng.uniform(-3.0, 3.0, size=12))
+    b = rng.normal(scale=100.0, size=12)
+    mapped = FACTORIES[name]().fit(target * a + b)
+    assert mapped.score(batch * a + b) == pytest.approx(scorer.score(batch), rel=1e-6, abs=1e-9)
+    np.testing.assert_allclose(
+        mapped.sample_distances(batch * a + b), scorer.sample_distances(batch), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_response_to_a_growing_shift_is_monotone(name: str) -> None:
+    target, scales, _ = _target(0)
+    rng = np.random.default_rng(1)
+    fresh = target[:32]  # not in the reference the scorer is fitted on
+    v = scales * rng.choice([-1.0, 1.0], size=12)  # one target std per dimension
+    scorer = FACTORIES[name]().fit(target[32:])
+    scores = [scorer.score(fresh + t * v) for t in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
+    if name == "prdc":  # bounded: rises, then saturates at 1 once off the manifold
+        assert all(s1 <= s2 for s1, s2 in itertools.pairwise(scores))
+        assert scores[0] < 0.6 and scores[-1] == 1.0
+    else:
+        assert all(s1 < s2 for s1, s2 in itertools.pairwise(scores))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_noise_floor_separates_same_distribution_from_a_shift(name: str) -> None:
+    target, scales, _ = _target(2, n=360)
+    scorer = FACTORIES[name]().fit(target[:200])
+    floor = scorer.noise_floor(32, 20, np.random.default_rng(0))
+    assert floor.batch_size == 32 and floor.mean > 0.0 and floor.std > 0.0
+    held_out = [target[200 + 32 * i : 232 + 32 * i] for i in range(5)]
+    # Held-out target batches score like the floor on average; shifted ones far above it.
+    assert np.mean([scorer.score(b) for b in held_out]) < floor.mean + 3 * floor.std
+    for batch in held_out:
+        assert scorer.score(batch + scales) > floor.mean + 4 * floor.std  # 1 std per dim
+    # Each split is scored by a fresh scorer of the same kind fitted on the complement.
+    order = np.random.default_rng(0).permutation(200)
+    ref = FACTORIES[name]().fit(target[:200][order[32:]])
+    assert floor.values[0] == pytest.approx(ref.score(target[:200][order[:32]]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_per_sample_distances(name: str) -> None:
+    target, scales, _ = _target(3)
+    scorer = FACTORIES[name]().fit(target)
+    near = target[:10] * 1.0
+    far = target[:10] + 3 * scales
+    d_near, d_far = scorer.sample_distances(near), scorer.sample_distances(far)
+    assert d_near.shape == (10,) and d_near.dtype == np.float64
+    assert np.all(d_near >= 0.0) and np.all(d_far > d_near)
+    own = scorer.target_sample_distances
+    assert own.shape == (120,) and np.all(own >= 0.0)
+    with pytest.raises(ValueError, match="read-only"):
+        own[0] = 1.0
+    # A selection threshold from the target's own quantile keeps most near samples only.
+    threshold = np.quantile(own, 0.9)
+    assert np.mean(d_far <= threshold) == 0.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scorer_errors(name: str) -> None:
+    scorer = FACTORIES[name]()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        scorer.score(np.ones((2, 3)))
+    scorer.fit(_target(4)[0])
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        scorer.score(np.ones((4, 5)))
+    assert scorer.score(_target(4)[0][:1]) >= 0.0  # a batch of one is scored too
+
+
+# ---------------------------------------------------------------- from the config
+
+
+@pytest.mark.parametrize(
+    ("option", "kind", "settings_"),
+    [
+        ("centroid", CentroidScorer, {"metric": "zscore_l2"}),
+        ("frechet", FrechetScorer, {"shrinkage": None}),
+        ("mmd", MMDScorer, {"kernel_name": "rbf", "bandwidth": None}),
+        ("kid", MMDScorer, {"kernel_name": "poly"}),
+        ("prdc", PRDCScorer, {"k": 5}),
+    ],
+)
+def test_each_score_option_builds_its_scorer(
+    compose_run: Compose, option: str, kind: type, settings_: dict[str, object]
+) -> None:
+    cfg = compose_run(["debug=smoke", f"score={option}"])
+    check_run_config(cfg)
+    scorer = build_scorer(cfg.score)
+    assert type(scorer) is kind
+    for attr, value in settings_.items():
+        assert getattr(scorer, attr) == value
+
+
+def test_default_scorer_is_unchanged(compose_run: Compose) -> None:
+    scorer = build_scorer(compose_run([]).score)
+    assert type(scorer) is CentroidScorer and scorer.metric == "zscore_l2"
+
+
+def test_settings_reach_the_scorer(compose_run: Compose) -> None:
+    cfg = compose_run(
+        ["score=mmd", "score.bandwidth=2.5", "score.kernel=rbf", "score.k_neighbours=3"]
+    )
+    scorer = build_scorer(cfg.score)
+    assert isinstance(scorer, MMDScorer) and scorer.bandwidth == 2.5
+    cfg = compose_run(["score=frechet", "score.shrinkage=0.25"])
+    frechet = build_scorer(cfg.score)
+    assert isinstance(frechet, FrechetScorer) and frechet.shrinkage == 0.25
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("score.metric=mahalanobis", "score.metric"),
+        ("score.kernel=laplace", "score.kernel"),
+        ("score.shrinkage=1.5", "score.shrinkage"),
+        ("score.bandwidth=0", "score.bandwidth"),
+        ("score.k_neighbours=0", "score.k_neighbours"),
+    ],
+)
+def test_bad_score_settings_are_config_errors(
+    compose_run: Compose, override: str, key: str
+) -> None:
+    cfg = compose_run(["debug=smoke", override])
+    with pytest.raises(ConfigError) as info:
+        check_run_config(cfg)
+    assert info.value.key == key
+
+
+def test_build_scorer_names_the_metric_key(compose_run: Compose) -> None:
+    cfg = compose_run(["score.metric=mahalanobis"])
+    with pytest.raises(ConfigError) as info:
+        build_scorer(cfg.score)
+    assert info.value.key == "score.metric"
+    assert all(m in str(info.value) for m in SCORE_METRICS)
