@@ -13,7 +13,7 @@ from typing import Any
 from gen_loop.config.schema import SearchConfig
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 
-RUNS = Path(__file__).resolve().parent / "results" / "runs"
+RUNS = Path(__file__).resolve().parent / "results" / "loop_runs"
 TARGET_SIZE = 160  # conf/target/demo.yaml demo.n: the loop's target in every run
 
 

@@ -136,60 +136,82 @@ def _rescore() -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"runs": {}}
 
 
+def _after_stop(run: dict[str, Any], stop_trial: int, best: float) -> tuple[int, int]:
+    """Improvements after the stop: how many beat the running best by > 1 % and by > 10 %."""
+    small = big = 0
+    running = best
+    for t in run["trials"][stop_trial:]:
+        d = t["distance"]
+        if d is None:
+            continue
+        small += d < running * 0.99
+        big += d < running * 0.9
+        running = min(running, d)
+    return small, big
+
+
+RULES: list[tuple[str, dict[str, Any]]] = [
+    ("patience 30 (old default)", {"patience": 30}),
+    ("patience 45", {"patience": 45}),
+    ("patience 60", {"patience": 60}),
+    ("patience 90", {"patience": 90}),
+    ("patience 30, min_rel 0.05", {"patience": 30, "min_rel_improvement": 0.05}),
+]
+
+
 def part2(runs: dict[str, dict[str, Any]], rescore: dict[str, Any]) -> None:
     print("## 2. Where the stop rule stops (replayed on 200-trial histories, no early stop)\n")
     long = {k: v for k, v in runs.items() if k.startswith("common_l14_zscore")}
-    for label, kw in (
-        ("default rule", {}),
-        ("patience 50", {"patience": 50}),
-        ("patience 20", {"patience": 20}),
-        ("min_rel 0.05", {"min_rel_improvement": 0.05}),
-    ):
-        print(f"**{label}**\n")
-        print(
-            "| run | trial floor | stops at | reason | best at stop (x floor) | best at 200 "
-            "(x floor) | improvements after stop (> 1 % / > 10 %) | mean recovery error at stop "
-            "/ at 200 | true distance at stop / at 200 |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|")
-        for name, run in long.items():
-            stop = replay(run, **kw)
-            best, params = best_of(run)
-            after = [t["distance"] for t in run["trials"][stop.trial :] if t["distance"]]
-            small = big = 0
-            running = stop.best
-            for d in after:
-                if d < running * 0.99:
-                    small += 1
-                if d < running * 0.9:
-                    big += 1
-                running = min(running, d)
-            true = rescore["runs"].get(name, {})
-            t_stop = true.get("stop", {}).get("true") if not kw else None
-            t_all = true.get("all", {}).get("true")
-            tcell = f"{t_stop:.3f} / {t_all:.3f}" if t_stop and t_all else "-"
-            print(
-                f"| {name} | {stop.floor:.3f} | {stop.trial} | {stop.reason.split(':')[0]} "
-                f"| {stop.best:.3f} ({stop.best / stop.floor:.1f}) | {best:.3f} "
-                f"({best / stop.floor:.1f}) | {small} / {big} "
-                f"| {_mean_err(run, stop.best_params):.3f} / {_mean_err(run, params):.3f} "
-                f"| {tcell} |"
-            )
-        print()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    print(
+        "| run | trial floor | best at 100 (x floor) | best at 200 (x floor) | recovery error "
+        "at 100 / 200 | true distance at 100 / 200 |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, run in long.items():
         floor = replay(run).floor
+        b100, p100 = best_of(run, 100)
+        b200, p200 = best_of(run)
+        true = rescore["runs"].get(name, {})
+        t100 = true.get("100", {}).get("true", float("nan"))
+        t200 = true.get("all", {}).get("true", float("nan"))
+        print(
+            f"| {name} | {floor:.3f} | {b100:.3f} ({b100 / floor:.1f}) | {b200:.3f} "
+            f"({b200 / floor:.1f}) | {_mean_err(run, p100):.3f} / {_mean_err(run, p200):.3f} "
+            f"| {t100:.3f} / {t200:.3f} |"
+        )
+    print()
+    print(
+        "Replayed rules (floor_factor 1.5; it never fires here). Cell: stop trial, best at stop "
+        "(x floor), improvements after the stop > 1 % / > 10 %.\n"
+    )
+    print("| rule | " + " | ".join(long) + " |")
+    print("|---" * (len(long) + 1) + "|")
+    for label, kw in RULES:
+        cells = []
+        for run in long.values():
+            stop = replay(run, floor_factor=1.5, **kw)
+            small, big = _after_stop(run, stop.trial, stop.best)
+            where = stop.trial if not stop.reason.startswith("budget") else f"none ({stop.trial})"
+            cells.append(f"{where}: {stop.best / stop.floor:.1f}x, {small}/{big}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, run in long.items():
+        stop = replay(run, floor_factor=1.5, patience=30)
         ds = [t["distance"] or np.nan for t in run["trials"]]
-        ax.plot(np.fmin.accumulate(ds) / floor, label=name)
-        stop = replay(run)
-        ax.axvline(stop.trial, color=ax.lines[-1].get_color(), ls=":", lw=1)
+        (line,) = ax.plot(np.fmin.accumulate(ds) / stop.floor, label=name)
+        if not stop.reason.startswith("budget"):
+            ax.axvline(stop.trial, color=line.get_color(), ls=":", lw=1)
+        new = replay(run)
+        if not new.reason.startswith("budget"):
+            ax.axvline(new.trial, color=line.get_color(), ls="--", lw=1)
     ax.set(
         yscale="log",
         xlabel="trial",
         ylabel="best distance / trial floor",
-        title="Best so far (dotted: where the default stop rule stops)",
+        title="Best so far (dotted: stop at patience 30; dashed: the new default)",
     )
-    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(1.5, color="k", lw=0.8, ls="--", label="floor_factor 1.5")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(HERE / "convergence.png", dpi=110)

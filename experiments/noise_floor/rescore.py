@@ -2,12 +2,13 @@
 
 Usage: .venv/bin/python experiments/noise_floor/rescore.py
 
-For every run in results/runs/: the best parameters after 100 trials, after all trials, and where
-the default stop rule would have stopped (replay.py), each rendered as a 64-image batch from scene
-seed 4242 (a seed no search uses) and scored at layer 14, zscore_l2, base weights, imgsz 256
-against the loop's demo target (160 images, seed 777): a common yardstick whatever layer or metric
-the run searched with. Also scores the exact hidden parameters on the same batch and the target's
-floor at batch 64. Writes results/rescore.json (cached per parameter set; reruns add new runs).
+For every run in results/loop_runs/: the best parameters after 100 trials, after all trials,
+and where the default stop rule would have stopped (replay.py), each rendered as a 64-image
+batch from scene seed 4242 (a seed no search uses) and scored at layer 14, zscore_l2, base
+weights, imgsz 256 against the loop's demo target (160 images, seed 777): a common yardstick
+whatever layer or metric the run searched with. Also scores the exact hidden parameters on the
+same batch and the target's floor at batch 64. Writes results/rescore.json (cached per
+parameter set; reruns add new runs).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Runs ``python -m gen_loop run finetune.enabled=false tracking.trial_images=0
 selection.pool_size=32 search.patience=100000 search.floor_factor=1e-6 <overrides>`` in
 /tmp/gen_loop_noise_floor/runs/NAME (MLflow store there too; the demo target and its embeddings
 are cached in /tmp/gen_loop_noise_floor/cache, shared by all runs), then reads the Optuna study
-(optuna.db, user attr ``distance``) and writes experiments/noise_floor/results/runs/NAME.json:
+(optuna.db, user attr ``distance``) and writes experiments/noise_floor/results/loop_runs/NAME.json:
 the overrides, the noise floor, the hidden parameters and every trial's number, distance,
 parameters and scene seed, plus wall time. Run each under ``flock /tmp/gen_loop_cpu.lock``.
 """
@@ -24,7 +24,7 @@ import optuna
 from omegaconf import OmegaConf
 
 WORK = Path("/tmp/gen_loop_noise_floor")
-RESULTS = Path(__file__).resolve().parent / "results" / "runs"
+RESULTS = Path(__file__).resolve().parent / "results" / "loop_runs"
 NO_STOP = [
     "finetune.enabled=false",
     "tracking.trial_images=0",
