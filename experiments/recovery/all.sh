@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole recovery benchmark in one script run: every (sampler, seed) run, the
-# identifiability Jacobians, then the tables and plots. Each measurement takes the shared CPU
-# lock on its own, so other work on the machine gets the CPU in between.
-#   experiments/recovery/all.sh                 # everything (about 25 min of CPU on 2 cores)
+# The whole recovery benchmark in one script run: the identifiability Jacobians, every
+# (sampler, seed) run, the TPE + local refinement arms, then the tables and plots. Each
+# measurement takes the shared CPU lock on its own, so other work gets the CPU in between.
+#   experiments/recovery/all.sh                 # everything (about 30 min of CPU on 2 cores)
 #   SKIP_DONE=1 experiments/recovery/all.sh     # keep results/*.json already there
 #   SAMPLERS="tpe random qmc" SEEDS="0 1 2" experiments/recovery/all.sh
 set -euo pipefail
@@ -29,4 +29,12 @@ for seed in $SEEDS; do
             "$PY" experiments/recovery/run.py --sampler "$sampler" --seed "$seed"
     done
 done
+if [[ " $SAMPLERS " == *" tpe "* ]]; then  # extra arms: TPE 50 trials, then a local stage
+    for seed in $SEEDS; do
+        for method in lsq cmaes; do
+            step "$OUT/tpe50+${method}_s${seed}.json" \
+                "$PY" experiments/recovery/refine.py --seed "$seed" --method "$method"
+        done
+    done
+fi
 "$PY" experiments/recovery/report.py

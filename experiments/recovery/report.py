@@ -26,12 +26,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 MD = HERE / "RESULTS.md"
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
-ORDER = ("tpe", "random", "qmc", "gp")
+ORDER = ("tpe", "random", "qmc", "gp", "tpe50+lsq", "tpe50+cmaes")
 LABELS = {
     "tpe": "TPE (default)",
     "random": "random",
     "qmc": "QMC (scrambled Sobol)",
     "gp": "GP (log distance)",
+    "tpe50+lsq": "TPE 50 + least squares 50 (extra arm)",
+    "tpe50+cmaes": "TPE 50 + CMA-ES 50 (extra arm)",
 }
 MULTIPLES = ("1", "1.5", "2", "3")
 GOAL_ERROR = 0.05
@@ -220,6 +222,7 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for k in (1.0, 2.0):
         ax.axhline(k, color="k", linestyle=":" if k > 1 else "--", linewidth=1)
     ax.text(1, 1.03, "noise floor", fontsize=8, va="bottom")
+    ax.text(1, 2.06, "2x floor", fontsize=8, va="bottom")
     ax.set_yscale("log")
     ax.set_xlabel("trial (trial 1 = the generator's default parameters)")
     ax.set_ylabel("best distance so far / noise floor")
