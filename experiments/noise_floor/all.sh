@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 export NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true
 PY=.venv/bin/python
 flock /tmp/gen_loop_cpu.lock $PY experiments/noise_floor/floor_study.py        # part 1, ~40 s
-bash experiments/noise_floor/all_runs.sh all                                     # parts 2-4, ~20 min
+# parts 2-4: 12 runs, ~15 min locked; runs whose results/loop_runs/NAME.json exists are skipped
+bash experiments/noise_floor/all_runs.sh all
 flock /tmp/gen_loop_cpu.lock $PY experiments/noise_floor/rescore.py             # ~1 min
 $PY experiments/noise_floor/report.py > experiments/noise_floor/results/report.md

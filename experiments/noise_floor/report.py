@@ -223,7 +223,11 @@ def _group(name: str) -> str:
 
 
 def comparison(
-    title: str, runs: dict[str, dict[str, Any]], rescore: dict[str, Any], groups: list[str]
+    title: str,
+    runs: dict[str, dict[str, Any]],
+    rescore: dict[str, Any],
+    groups: list[str],
+    seeds: tuple[int, ...] = (0, 1, 2),
 ) -> None:
     print(f"{title}\n")
     print(
@@ -233,7 +237,7 @@ def comparison(
     print("|---|---|---|---|---|---|")
     floor64 = rescore.get("floor_mean", float("nan"))
     for group in groups:
-        names = [n for n in runs if _group(n) == group]
+        names = [n for n in runs if _group(n) == group and int(n.rsplit("_s", 1)[1]) in seeds]
         if not names:
             continue
         bests, trues, errs, cells = [], [], [], []
@@ -272,10 +276,11 @@ def main() -> None:
         ["common_l14_zscore", "fresh_l14_zscore"],
     )
     comparison(
-        "## 4. Layer x standardisation (TPE, 100 trials, common seeds)",
+        "## 4. Layer x standardisation (TPE, 100 trials, common seeds, search seeds 0 and 1)",
         runs,
         rescore,
         [f"common_l{layer}_{m}" for layer in (14, 21, 28) for m in ("zscore", "l2")],
+        seeds=(0, 1),
     )
     print(f"(target size {TARGET_SIZE}; recovery error = mean |found - hidden| / range)")
 
