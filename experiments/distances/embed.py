@@ -1,0 +1,115 @@
+"""Render and embed every batch the distance-sensitivity study scores (run once, then score.py).
+
+Usage: .venv/bin/python experiments/distances/embed.py [--out experiments/distances/results]
+
+With the shipped base detector (layer 14, imgsz 256, CPU) and the demo target of
+``conf/target/demo.yaml`` (160 images, hidden parameters, scene seed 777), this embeds:
+
+- the target;
+- the hidden parameters from scene seeds 0..7 (how far a perfect camera scores, scene to scene);
+- for each of the 6 searched parameters (range from ``conf/search/tpe.yaml``), a sweep over its
+  range in steps of 10 % of the range through the hidden value, the others at their hidden
+  values, from scene seed 0 (the loop's common scene seed), plus the +-10 % points from scene
+  seeds 1 and 2;
+- a joint shift: every parameter moved by a fraction f of its range (one fixed sign pattern),
+  f in 0..0.4, from scene seeds 0, 1, 2.
+
+Every batch has 32 images (the trial batch size). Output: ``embeddings.npz`` (float32, one
+array per batch) and ``batches.json`` (what each array is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
+from gen_loop.embedder import YoloEmbedder, shipped_base_weights
+from gen_loop.generator import ProceduralGenerator
+
+HIDDEN = {
+    "color_temp_k": 4300.0,
+    "red_std_scale": 0.7,
+    "exposure_ev": 0.4,
+    "contrast": 1.15,
+    "vignetting": 0.45,
+    "fisheye": 0.55,
+}  # conf/target/demo.yaml
+RANGES = {
+    "color_temp_k": (3500.0, 10000.0),
+    "red_std_scale": (0.4, 1.6),
+    "exposure_ev": (-1.5, 1.5),
+    "contrast": (0.6, 1.4),
+    "vignetting": (0.0, 0.8),
+    "fisheye": (0.0, 0.9),
+}  # conf/search/tpe.yaml
+JOINT_SIGNS = {
+    "color_temp_k": 1,
+    "red_std_scale": 1,
+    "exposure_ev": -1,
+    "contrast": -1,
+    "vignetting": -1,
+    "fisheye": -1,
+}  # every move up to f = 0.4 stays inside the search range
+BATCH = 32
+
+
+def plan() -> list[dict[str, object]]:
+    """Every batch to render: its kind, parameters, scene seed and labels."""
+    out: list[dict[str, object]] = []
+    for seed in range(8):
+        out.append({"kind": "hidden", "seed": seed, "params": dict(HIDDEN)})
+    for name, (low, high) in RANGES.items():
+        span = high - low
+        for k in range(-10, 11):
+            value = HIDDEN[name] + 0.1 * k * span
+            if not low - 1e-9 <= value <= high + 1e-9:
+                continue
+            seeds = [0, 1, 2] if abs(k) == 1 else [0]
+            for seed in seeds:
+                out.append(
+                    {
+                        "kind": "sweep",
+                        "param": name,
+                        "step": k,
+                        "value": value,
+                        "seed": seed,
+                        "params": {**HIDDEN, name: value},
+                    }
+                )
+    for f in (0.025, 0.05, 0.1, 0.2, 0.3, 0.4):
+        params = {
+            n: HIDDEN[n] + JOINT_SIGNS[n] * f * (high - low) for n, (low, high) in RANGES.items()
+        }
+        for seed in (0, 1, 2):
+            out.append({"kind": "joint", "fraction": f, "seed": seed, "params": params})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    configure_offline(default_cache_dir())
+    configure_ultralytics()
+    args.out.mkdir(parents=True, exist_ok=True)
+    gen = ProceduralGenerator(256, 256)
+    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
+    clock = time.perf_counter()
+    arrays = {"target": embedder.embed(gen.generate(HIDDEN, 160, 777).images).astype(np.float32)}
+    batches = plan()
+    for i, b in enumerate(batches):
+        images = gen.generate(b["params"], BATCH, int(b["seed"])).images  # type: ignore[arg-type]
+        arrays[f"b{i}"] = embedder.embed(images).astype(np.float32)
+    np.savez_compressed(args.out / "embeddings.npz", **arrays)
+    meta = {"batches": batches, "embed_s": time.perf_counter() - clock, "dim": embedder.dim}
+    (args.out / "batches.json").write_text(json.dumps(meta, indent=1))
+    print(f"{len(batches)} batches + target embedded in {meta['embed_s']:.0f} s, D={embedder.dim}")
+
+
+if __name__ == "__main__":
+    main()
