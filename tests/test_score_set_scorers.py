@@ -190,3 +190,11 @@ def test_build_scorer_names_the_metric_key(compose_run: Compose) -> None:
         build_scorer(cfg.score)
     assert info.value.key == "score.metric"
     assert all(m in str(info.value) for m in SCORE_METRICS)
+
+
+def test_validation_knows_every_scorer() -> None:
+    from gen_loop.config import validate
+    from gen_loop.score import KERNELS
+
+    assert validate._METRICS == SCORE_METRICS
+    assert validate._KERNELS == KERNELS

@@ -103,9 +103,11 @@ def main() -> None:
     arrays = {"target": embedder.embed(gen.generate(HIDDEN, 160, 777).images).astype(np.float32)}
     batches = plan()
     for i, b in enumerate(batches):
-        images = gen.generate(b["params"], BATCH, int(b["seed"])).images  # type: ignore[arg-type]
+        params, seed = b["params"], b["seed"]
+        assert isinstance(params, dict) and isinstance(seed, int)
+        images = gen.generate(params, BATCH, seed).images
         arrays[f"b{i}"] = embedder.embed(images).astype(np.float32)
-    np.savez_compressed(args.out / "embeddings.npz", **arrays)
+    np.savez_compressed(args.out / "embeddings.npz", **arrays)  # type: ignore[arg-type]
     meta = {"batches": batches, "embed_s": time.perf_counter() - clock, "dim": embedder.dim}
     (args.out / "batches.json").write_text(json.dumps(meta, indent=1))
     print(f"{len(batches)} batches + target embedded in {meta['embed_s']:.0f} s, D={embedder.dim}")

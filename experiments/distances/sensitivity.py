@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -83,8 +84,8 @@ def score_all(emb: dict[str, np.ndarray], batches: list[dict]) -> dict[str, dict
             "floor_values": list(floor.values),
             "fit_s": fit_s,
             "floor_s": floor_s,
-            "score_ms": 1e3 * _time(lambda s=scorer, p=probe: s.score(p), 20),
-            "sample_ms": 1e3 * _time(lambda s=scorer, p=probe: s.sample_distances(p), 20),
+            "score_ms": 1e3 * _time(partial(scorer.score, probe), 20),
+            "sample_ms": 1e3 * _time(partial(scorer.sample_distances, probe), 20),
             "scores": scores,
         }
         print(f"{name}: floor {floor.mean:.4g} +- {floor.std:.3g}, {floor_s:.2f} s", flush=True)
