@@ -9,4 +9,5 @@ flock /tmp/gen_loop_cpu.lock $PY experiments/noise_floor/floor_study.py        #
 # parts 2-4: 12 runs, ~15 min locked; runs whose results/loop_runs/NAME.json exists are skipped
 bash experiments/noise_floor/all_runs.sh all
 flock /tmp/gen_loop_cpu.lock $PY experiments/noise_floor/rescore.py             # ~1 min
+flock /tmp/gen_loop_cpu.lock $PY experiments/noise_floor/crn_near_floor.py      # ~1 min
 $PY experiments/noise_floor/report.py > experiments/noise_floor/results/report.md

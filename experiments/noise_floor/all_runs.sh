@@ -17,7 +17,7 @@ if [ "$part" = part3 ] || [ "$part" = all ]; then  # fresh scenes per trial
   for s in 0 1 2; do run "fresh_l14_zscore_s$s" search.n_trials=100 search.seed=$s search.scene_seeds=fresh; done
 fi
 if [ "$part" = part4 ] || [ "$part" = all ]; then  # layer x standardisation (l14 zscore: part 2)
-  for s in 0 1; do
+  for s in 0 1 2; do
     run "common_l14_l2_s$s" search.n_trials=100 search.seed=$s score.metric=l2
     for l in 21 28; do
       run "common_l${l}_zscore_s$s" search.n_trials=100 search.seed=$s "embedder.layers=[$l]"

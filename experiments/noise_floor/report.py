@@ -258,6 +258,26 @@ def comparison(
     print()
 
 
+def part3b() -> None:
+    path = RESULTS / "crn_near_floor.json"
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    exact = np.array(data["exact"]) / data["floor"]
+    print(
+        f"### Near the floor (crn_near_floor.py, {len(data['seeds'])} scene seeds, batch 32; "
+        f"exact parameters {exact.mean():.2f} +- {exact.std():.2f} x floor)\n"
+    )
+    print("| parameter | step (of range) | step batch / floor | ranked right: common | fresh |")
+    print("|---|---|---|---|---|")
+    for r in data["rows"]:
+        print(
+            f"| {r['param']} | {r['step']:.2f} | {r['moved_over_floor']:.2f} "
+            f"| {r['common_correct']:.2f} | {r['fresh_correct']:.2f} |"
+        )
+    print()
+
+
 def main() -> None:
     part1()
     runs = load_runs()
@@ -275,6 +295,7 @@ def main() -> None:
         rescore,
         ["common_l14_zscore", "fresh_l14_zscore"],
     )
+    part3b()
     comparison(
         "## 4. Layer x standardisation (TPE, 100 trials, common seeds, search seeds 0 and 1)",
         runs,
