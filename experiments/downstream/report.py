@@ -10,6 +10,7 @@ gap from (a) the base detector to (e) the oracle that (d), the loop's output, cl
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ NAMES = {
     "c": "(c) best params, no selection",
     "d": "(d) best params, selected (loop)",
     "e": "(e) oracle: target camera, labeled",
+    "f": "(f) 8 best cameras, random per scene",
 }
 
 
@@ -41,15 +43,20 @@ def metric(rec: dict[str, Any], key: str) -> float:
     return float(rec["metrics"].get(key, 0.0))
 
 
-def base_records(results: dict[str, Any], tag: str) -> dict[int, dict[str, Any]]:
-    """Condition (a) of ``tag``, else of the default tag (the base does not depend on it)."""
-    return results[tag].get("a") or results["default"].get("a") or {}
+def tag_conditions(results: dict[str, Any], tag: str) -> tuple[dict[str, Any], set[str]]:
+    """The conditions of ``tag``, missing ones taken from the default tag (and which those are).
+
+    A variant that changes only the selection reruns (c) and (d); (a), (b) and (e) do not
+    depend on the selection, so they come from the default runs.
+    """
+    own = dict(results[tag])
+    borrowed = {c for c in results.get("default", {}) if c not in own}
+    return {**{c: results["default"][c] for c in borrowed}, **own}, borrowed
 
 
 def tag_table(results: dict[str, Any], tag: str) -> list[str]:
     """The Markdown table of one tag."""
-    conds = dict(results[tag])
-    conds["a"] = base_records(results, tag)
+    conds, borrowed = tag_conditions(results, tag)
     lines = [
         f"### {tag}",
         "",
@@ -68,17 +75,56 @@ def tag_table(results: dict[str, Any], tag: str) -> list[str]:
             cells.append(f"{vals.mean():.3f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.3f}")
         n_train = sorted({r["n_train"] for r in recs})
         wall = np.mean([r["wall_s"] for r in recs])
+        name = NAMES[c] + (" (from default)" if c in borrowed and tag != "default" else "")
         lines.append(
-            f"| {NAMES[c]} | {len(recs)} | {'/'.join(map(str, n_train))} | "
+            f"| {name} | {len(recs)} | {'/'.join(map(str, n_train))} | "
             + " | ".join(cells)
             + f" | {wall:.0f} |"
         )
-    lines += ["", *gap_lines(conds)]
+    lines += ["", *gap_lines(conds), "", *seed_lines(conds)]
+    return lines
+
+
+def verdict(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> str:
+    """What the loop's ``finetune.require_gain`` check (default margin) says of (d)."""
+    from gen_loop.config.schema import FinetuneConfig
+    from gen_loop.finetune.verdict import gain_verdict
+
+    rec = conds.get("d", {}).get(seed)
+    if rec is None:
+        return "-"
+    cfg = FinetuneConfig()
+    v = gain_verdict({"before": rec["before"], "after": rec["metrics"]}, cfg.min_gain, True)
+    return v.status + ("" if v.accepted else " (base stands)")
+
+
+def seed_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """mAP50 per seed and condition, with the seed's loop result (best distance / floor)."""
+    seeds = sorted({s for c, recs in conds.items() if c != "a" for s in recs})
+    order = [c for c in "abcfde" if conds.get(c)]
+    lines = [
+        "| seed | loop best / floor | "
+        + " | ".join(f"({c}) mAP50" for c in order)
+        + " | loop verdict on (d) |",
+        "|---|---|" + "---|" * len(order) + "---|",
+    ]
+    for seed in seeds:
+        loop = next(
+            (r["loop"] for c in "cdf" if seed in conds.get(c, {}) for r in [conds[c][seed]]),
+            None,
+        )
+        ratio = f"{loop['best_distance'] / loop['noise_floor']:.1f}x" if loop else "-"
+        cells = []
+        for c in order:
+            rec = conds[c].get(seed) or (next(iter(conds[c].values())) if c == "a" else None)
+            cells.append(f"{metric(rec, 'map50'):.3f}" if rec else "-")
+        lines.append(f"| {seed} | {ratio} | " + " | ".join(cells) + f" | {verdict(conds, seed)} |")
     return lines
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """(d - a) / (e - a) per metric, per seed and mean; and whether (d) beats (a), (b), (c)."""
+    """(d - a) / (e - a) per metric, per seed and mean; and whether (d) beats (a), (b), (c)
+    (means over the seeds both have; (a) has no seed dependence)."""
     if not all(conds.get(c) for c in "ade"):
         return []
     a = conds["a"]
@@ -91,11 +137,15 @@ def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
             for s in seeds
         ]
         beats = []
-        for other in "abc":
+        for other in "abcf":
             if not conds.get(other):
                 continue
-            d_mean = np.mean([metric(conds["d"][s], key) for s in seeds])
-            o_mean = np.mean([metric(r, key) for r in conds[other].values()])
+            both = sorted(set(conds["d"]) & set(conds[other])) or sorted(conds["d"])
+            d_mean = np.mean([metric(conds["d"][s], key) for s in both])
+            o_mean = np.mean(
+                [metric(r, key) for s, r in conds[other].items() if s in both]
+                or [metric(r, key) for r in conds[other].values()]
+            )
             beats.append(f"{'>' if d_mean > o_mean else '<='} ({other}) by {d_mean - o_mean:+.3f}")
         out.append(
             f"- {label}: gap closed by (d) = "
@@ -112,12 +162,18 @@ def plot(results: dict[str, Any], tag: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conds = dict(results[tag])
-    conds["a"] = base_records(results, tag)
-    order = [c for c in "abcde" if conds.get(c)]
+    conds, _ = tag_conditions(results, tag)
+    order = [c for c in "abcfde" if conds.get(c)]
     fig, ax = plt.subplots(figsize=(9, 4.2))
     width = 0.8 / len(order)
-    colours = {"a": "#888888", "b": "#4c72b0", "c": "#dd8452", "d": "#c44e52", "e": "#55a868"}
+    colours = {
+        "a": "#888888",
+        "b": "#4c72b0",
+        "c": "#dd8452",
+        "d": "#c44e52",
+        "e": "#55a868",
+        "f": "#e5ae38",
+    }
     for i, c in enumerate(order):
         vals = [[metric(r, key) for r in conds[c].values()] for key, _ in METRICS]
         means = [np.mean(v) for v in vals]
@@ -127,7 +183,11 @@ def plot(results: dict[str, Any], tag: str, path: Path) -> None:
     ax.set_xticks(np.arange(len(METRICS)), [label for _, label in METRICS])
     ax.set_ylabel("on the demo target (160 labeled images)")
     n = max(len(v) for v in conds.values())
-    ax.set_title(f"Fine-tuning the base detector, 8 epochs ({tag}; mean ± std, {n} seeds)")
+    epochs = {r.get("finetune", {}).get("epochs", 8) for v in conds.values() for r in v.values()}
+    ax.set_title(
+        f"Fine-tuning the base detector, {'/'.join(map(str, sorted(epochs)))} epochs "
+        f"({tag}; mean ± std over {n} seeds)"
+    )
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
@@ -151,4 +211,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parents[1]))
     main()

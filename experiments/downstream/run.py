@@ -11,6 +11,7 @@ Conditions (the same base detector, fine-tune settings and number of training im
     c  best-parameter images, no selection (a random subset of the best-parameter pool)
     d  best-parameter images selected near the target centroid (the loop's own select_pool)
     e  oracle: labeled images of the target camera (its hidden parameters) from other scenes
+    f  control for selection=camera: each scene under a random one of the best trials' cameras
 
 The best parameters of seed S come from a real loop run, ``python -m gen_loop run
 search.seed=S finetune.enabled=false`` (cached under ``runs/loop_S/``); each seed also gives
@@ -25,6 +26,7 @@ Writes ``results/<tag>_<condition>_<seed>.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -39,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
-CONDITIONS = ("a", "b", "c", "d", "e")
+CONDITIONS = ("a", "b", "c", "d", "e", "f")
 
 
 def loop_summary(seed: int, loop_overrides: list[str]) -> tuple[dict[str, Any], Path]:
@@ -141,7 +143,11 @@ def run_condition(
     assert weights is not None and target.labels_yaml is not None and target.hidden_params
     device = _train_device(cfg.finetune.device)
     out_dir = WORK / "finetune" / "_".join([condition, str(seed), *overrides]).replace("/", "-")
-    record: dict[str, Any] = {"eval_images": len(target.images.images)}
+    record: dict[str, Any] = {
+        "eval_images": len(target.images.images),
+        "finetune": dataclasses.asdict(cfg.finetune),
+        "selection": dataclasses.asdict(cfg.selection),
+    }
     if condition == "a":
         metrics = evaluate_detector(
             weights,
@@ -163,6 +169,7 @@ def run_condition(
     )
     scorer = CentroidScorer(cfg.score.metric).fit(target_emb)  # the loop's default scorer
     best = summary["all_params"]
+    candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
     # The loop's own selection: its size fixes the training-set size of every condition.
     selection = select_pool(
         generator,
@@ -172,9 +179,11 @@ def run_condition(
         cfg.selection,
         cfg.finetune.val_fraction,
         out_dir / "selected",
-        ranked_params(study, base_params, cfg.selection.pool_trials)[1:],
+        candidates[1:],
     )
-    if condition != "d":
+    if condition == "f":
+        selection = _random_cameras(generator, embedder, scorer, candidates, seed, cfg, out_dir)
+    elif condition != "d":
         params = {
             "b": dict(base_params),
             "c": best,
@@ -214,6 +223,38 @@ def run_condition(
             "recovery_error": summary.get("recovery_error"),
         },
     }
+
+
+def _random_cameras(generator, embedder, scorer, cameras, seed, cfg, out_dir):  # type: ignore[no-untyped-def]
+    """The loop's camera pool, but each scene under a random camera (no selection)."""
+    from gen_loop.generator.base import Batch
+    from gen_loop.loop.finish import write_selection
+
+    rng = np.random.default_rng(seed)
+    n = cfg.selection.pool_size
+    pick = rng.integers(len(cameras), size=n)
+    images, labels = None, [None] * n
+    for index, params in enumerate(cameras):
+        batch = generator.generate(params, n, cfg.selection.pool_seed)
+        if images is None:
+            images, seeds = batch.images.copy(), batch.seeds
+        mask = pick == index
+        images[mask] = batch.images[mask]
+        for j in np.flatnonzero(mask):
+            labels[j] = batch.labels[j]
+    pool = Batch(images, tuple(labels), generator.class_names, dict(cameras[0]), seeds)
+    distances = scorer.sample_distances(embedder.embed(pool.images))
+    return write_selection(
+        pool,
+        rng.permutation(n),
+        distances,
+        float("nan"),
+        cfg.selection,
+        cfg.finetune.val_fraction,
+        out_dir / "selected_random_cameras",
+        pick,
+        cameras,
+    )
 
 
 def _random_selection(generator, embedder, scorer, params, n, seed, cfg, out_dir):  # type: ignore[no-untyped-def]
