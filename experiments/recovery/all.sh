@@ -35,6 +35,9 @@ if [[ " $SAMPLERS " == *" tpe "* ]]; then  # extra arms: TPE 50 trials, then a l
             step "$OUT/tpe50+${method}_s${seed}.json" \
                 "$PY" experiments/recovery/refine.py --seed "$seed" --method "$method"
         done
+        # least squares alone, from the default parameters (trial 1)
+        step "$OUT/tpe1+lsq_s${seed}.json" \
+            "$PY" experiments/recovery/refine.py --seed "$seed" --method lsq --stage1 1
     done
 fi
 "$PY" experiments/recovery/report.py

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 MD = HERE / "RESULTS.md"
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
-ORDER = ("tpe", "random", "qmc", "gp", "tpe50+lsq", "tpe50+cmaes")
+ORDER = ("tpe", "random", "qmc", "gp", "tpe50+lsq", "tpe50+cmaes", "tpe1+lsq")
 LABELS = {
     "tpe": "TPE (default)",
     "random": "random",
@@ -34,6 +34,7 @@ LABELS = {
     "gp": "GP (log distance)",
     "tpe50+lsq": "TPE 50 + least squares 50 (extra arm)",
     "tpe50+cmaes": "TPE 50 + CMA-ES 50 (extra arm)",
+    "tpe1+lsq": "least squares from the default parameters (extra arm)",
 }
 MULTIPLES = ("1", "1.5", "2", "3")
 GOAL_ERROR = 0.05
@@ -256,7 +257,7 @@ def plot_errors(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     width = 0.8 / len(runs)
     for i, (sampler, rs) in enumerate(runs.items()):
         for j, n in enumerate(names):
-            errs = [r["recovery_error"][n] for r in rs]
+            errs = [max(r["recovery_error"][n], 1e-4) for r in rs]  # log axis
             x = j + (i - (len(runs) - 1) / 2) * width
             ax.scatter(
                 [x] * len(errs),
@@ -270,6 +271,7 @@ def plot_errors(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     ax.axhline(GOAL_ERROR, color="k", linestyle="--", linewidth=1)
     ax.text(len(names) - 0.5, GOAL_ERROR, "goal 5 %", fontsize=8, va="bottom", ha="right")
     ax.set_xticks(range(len(names)), names)
+    ax.set_yscale("log")
     ax.set_ylabel("|found - hidden| / range (dots: runs, bars: median)")
     ax.set_title("Recovery error of the best trial after 100 trials")
     ax.legend(fontsize=8)
