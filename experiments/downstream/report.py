@@ -164,7 +164,7 @@ def plot(results: dict[str, Any], tag: str, path: Path) -> None:
 
     conds, _ = tag_conditions(results, tag)
     order = [c for c in "abcfde" if conds.get(c)]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 5.2))
     width = 0.8 / len(order)
     colours = {
         "a": "#888888",
@@ -180,16 +180,18 @@ def plot(results: dict[str, Any], tag: str, path: Path) -> None:
         stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
         x = np.arange(len(METRICS)) + (i - (len(order) - 1) / 2) * width
         ax.bar(x, means, width, yerr=stds, capsize=3, label=NAMES[c], color=colours[c])
+        for xi, v in zip(x, vals, strict=True):  # each seed, so a failed search shows as one
+            ax.scatter([xi] * len(v), v, s=9, color="black", zorder=3)
     ax.set_xticks(np.arange(len(METRICS)), [label for _, label in METRICS])
     ax.set_ylabel("on the demo target (160 labeled images)")
     n = max(len(v) for v in conds.values())
     epochs = {r.get("finetune", {}).get("epochs", 8) for v in conds.values() for r in v.values()}
     ax.set_title(
         f"Fine-tuning the base detector, {'/'.join(map(str, sorted(epochs)))} epochs "
-        f"({tag}; mean ± std over {n} seeds)"
+        f"({tag}; bars mean ± std, dots: {n} seeds)"
     )
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
