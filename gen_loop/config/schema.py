@@ -109,6 +109,18 @@ class ParamRangeConfig:
 
 
 @dataclass
+class RefineConfig:
+    """A least-squares refinement stage after the sampler (gen_loop/search/refine.py)."""
+
+    # none | lsq: scipy's bounded trust-region least squares on the scorer's residual vector
+    # (centroid metrics zscore_l2 / l2), every evaluation a trial of the study | auto: lsq
+    # when score.metric has a residual vector, else none.
+    method: str = "none"
+    after: int = 50  # switch from the sampler to the refinement after this many finished trials
+    diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
+
+
+@dataclass
 class SearchConfig:
     """Optuna ask/tell search and the convergence rule."""
 
@@ -145,6 +157,7 @@ class SearchConfig:
     patience: int = 60
     min_rel_improvement: float = 0.01
     max_consecutive_failures: int = 5
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
 
 @dataclass

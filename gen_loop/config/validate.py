@@ -14,6 +14,8 @@ _KERNELS = ("rbf", "poly")
 _SAMPLERS = ("tpe", "gp", "random", "qmc")
 _SELECTION = ("quantile", "topk", "camera")
 _SCENE_SEEDS = ("common", "fresh")  # gen_loop.loop.trial.SCENE_SEED_MODES
+_REFINE = ("none", "lsq", "auto")  # gen_loop.search.refine.REFINE_METHODS
+_RESIDUAL_METRICS = ("zscore_l2", "l2")  # CentroidScorer.residual
 
 
 def check_device(key: str, device: str) -> None:
@@ -61,6 +63,7 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("search.max_consecutive_failures", s.max_consecutive_failures)
     if s.timeout_s is not None:
         _positive("search.timeout_s", s.timeout_s)
+    _check_refine(cfg)
     _choice("score.metric", cfg.score.metric, _METRICS)
     _positive("score.noise_floor_splits", cfg.score.noise_floor_splits)
     sc = cfg.score
@@ -102,6 +105,26 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("target.demo.n", t.demo.n)
     if t.path is None and t.demo.n < 4:
         raise ConfigError("target.demo.n", "the demo target needs at least 4 images")
+
+
+def _check_refine(cfg: RunConfig) -> None:
+    """``search.refine``: a known method, a switch point and step that make sense, a metric
+    with a residual vector for least squares."""
+    r = cfg.search.refine
+    _choice("search.refine.method", r.method, _REFINE)
+    if r.method == "none":
+        return
+    # after >= search.n_trials is allowed: the refinement then never starts (a short run).
+    if r.after < 1:
+        raise ConfigError("search.refine.after", f"{r.after} must be >= 1 (finished trials)")
+    if not 0.0 < r.diff_step <= 0.5:
+        raise ConfigError("search.refine.diff_step", f"{r.diff_step} must be in (0, 0.5]")
+    if r.method == "lsq" and cfg.score.metric not in _RESIDUAL_METRICS:
+        raise ConfigError(
+            "search.refine.method",
+            f"{r.method!r} needs a centroid distance with a residual vector (score.metric "
+            f"{' or '.join(_RESIDUAL_METRICS)}), not score.metric={cfg.score.metric!r}",
+        )
 
 
 def _is_target_path(path: Path) -> bool:

@@ -151,6 +151,7 @@ class LoopSession:
                 cfg.tracking.trial_images,
                 cfg.search.max_consecutive_failures,
                 cfg.search.scene_seeds,
+                cfg.search.refine,
             )
             clock = time.perf_counter()
             outcome = search(study, setup, convergence, tracker, mutex)
@@ -249,6 +250,9 @@ class LoopSession:
             "n_trials": len(study.trials),
             "n_failed": outcome.n_failed,
             "n_retried": len(superseded(study.trials)),
+            # search.refine: trials proposed by the least-squares stage, and the best's stage
+            "n_refine_trials": sum(t.user_attrs.get("stage") == "refine" for t in study.trials),
+            "best_stage": best.user_attrs.get("stage") if best else None,
             "stop_reason": outcome.stop_reason,
             "selected_count": 0,
             "pool_size": 0,
@@ -351,6 +355,7 @@ class LoopSession:
             [from_objective(t.value) for t in done],
             summary["noise_floor"]["mean"],
             summary["default_distance"],
+            [str(t.user_attrs.get("stage", "sampler")) for t in done],
         )
         tracker.log_image(history, "plots/optimization_history.png")
         if len(done) >= 3:

@@ -316,6 +316,26 @@ class CentroidScorer(Scorer):
         assert self._mean is not None and self._scale is not None
         return (x - self._mean) / self._scale
 
+    def residual(self, batch: ArrayLike) -> FloatArray:
+        """The centroid shift of ``batch`` as a vector whose L2 norm is :meth:`score`.
+
+        ``zscore_l2``: the z-scored batch centroid (the z-scored target centroid is 0) divided by
+        ``sqrt(D)``; ``l2``: the raw batch centroid minus the target centroid. A least-squares
+        search (``search.refine``) sees all ``D`` components where :meth:`score` gives one number.
+
+        Raises:
+            ValueError: for ``cosine`` (not a norm of a difference), or a bad ``batch``.
+            RuntimeError: If the scorer is not fitted.
+        """
+        if self.metric == "cosine":
+            raise ValueError(
+                "the cosine centroid distance has no residual vector; use zscore_l2 or l2"
+            )
+        arr = self._check_batch(batch)
+        assert self._centroid is not None
+        shift = self._features(arr).mean(axis=0) - self._centroid
+        return shift / math.sqrt(arr.shape[1]) if self.metric == "zscore_l2" else shift
+
     def _score(self, batch: FloatArray) -> float:
         assert self._centroid is not None
         feats = self._features(batch)

@@ -166,6 +166,7 @@ def history_figure(
     values: Sequence[float],
     noise_floor: float | None,
     default_value: float | None,
+    stages: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Plot the distance of each trial, the best so far, the noise floor and the default.
 
@@ -175,6 +176,8 @@ def history_figure(
             left out.
         noise_floor: The target's own noise floor, shown as a band from 0; none when None.
         default_value: Distance of the default parameters, a dashed line; none when None.
+        stages: What proposed each trial (``search.refine``: ``refine`` trials are drawn in
+            their own colour); None: all alike.
 
     Returns:
         The figure as a uint8 RGB array.
@@ -186,12 +189,15 @@ def history_figure(
 
     if len(numbers) != len(values):
         raise ValueError(f"got {len(numbers)} trial numbers for {len(values)} values")
+    if stages is not None and len(stages) != len(values):
+        raise ValueError(f"got {len(stages)} stages for {len(values)} values")
     x = np.asarray(numbers, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
+    refine = np.array([s == "refine" for s in stages or ["sampler"] * len(y)], dtype=np.bool_)
     keep = np.isfinite(y)
-    x, y = x[keep], y[keep]
+    x, y, refine = x[keep], y[keep], refine[keep]
     order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
+    x, y, refine = x[order], y[order], refine[order]
 
     figure = Figure(figsize=(7.0, 4.0), dpi=100, layout="constrained")
     ax = figure.add_subplot()
@@ -200,7 +206,9 @@ def history_figure(
         ax.axhline(noise_floor, color="tab:green", linewidth=1.0)
     if default_value is not None:
         ax.axhline(default_value, color="tab:gray", linestyle="--", label="default params")
-    ax.scatter(x, y, s=14, color="tab:blue", label="trial distance")
+    ax.scatter(x[~refine], y[~refine], s=14, color="tab:blue", label="trial distance")
+    if refine.any():
+        ax.scatter(x[refine], y[refine], s=14, color="tab:orange", label="least-squares trial")
     if len(y):
         ax.step(x, np.minimum.accumulate(y), where="post", color="tab:red", label="best so far")
     ax.set_xlabel("trial")
