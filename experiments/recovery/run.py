@@ -73,6 +73,7 @@ def overrides(sampler: str, seed: int, run_dir: Path) -> list[str]:
         "finetune.enabled=false",
         "selection.pool_size=32",
         "tracking.trial_images=0",
+        "search.refine.method=none",  # the sampler alone (loop_refine.py runs the refinement)
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"target.demo.seed={TARGET_SEED_OFFSET + seed}",
         *target,
