@@ -35,6 +35,11 @@ def _command(n_trials: int) -> list[str]:
     ]
 
 
+#: Trials of ~0.3 s (64 images at 128 px) rather than the smoke profile's ~25 ms, so that a
+#: kill sent right after a running trial is seen lands inside that trial.
+_SLOW_TRIALS = ["search.batch_size=64", "generator.width=128", "generator.height=128"]
+
+
 def _running(db: Path) -> list[optuna.trial.FrozenTrial]:
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{db}")
     return study.get_trials(states=(TrialState.RUNNING,))
@@ -43,7 +48,7 @@ def _running(db: Path) -> list[optuna.trial.FrozenTrial]:
 def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "killed"
     proc = subprocess.Popen(
-        _command(12),
+        [*_command(12), *_SLOW_TRIALS],
         cwd=tmp_path,
         env=cli_env(tmp_path / "cache"),
         stdout=subprocess.PIPE,
@@ -64,12 +69,16 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    killed = running[0]
+    # The trial the kill interrupted, read once the process is dead (the copy read before the
+    # kill may hold only some of its parameters: they are stored one suggestion at a time).
+    dead = _running(run_dir / "optuna.db")
+    assert [t.number for t in dead] == [running[0].number], "the kill missed the running trial"
+    killed = dead[0]
     parent_id = (run_dir / "mlflow_run_id").read_text().strip()
     assert not (run_dir / "summary.json").exists()
 
     again = subprocess.run(
-        _command(12), cwd=tmp_path, env=cli_env(tmp_path / "cache"), capture_output=True, text=True
+        [*_command(12), *_SLOW_TRIALS], cwd=tmp_path, env=cli_env(tmp_path / "cache"), capture_output=True, text=True
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert f"trial {killed.number} was interrupted earlier" in again.stderr + again.stdout
