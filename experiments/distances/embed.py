@@ -26,27 +26,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
 from gen_loop.embedder import YoloEmbedder, shipped_base_weights
 from gen_loop.generator import ProceduralGenerator
 
-HIDDEN = {
-    "color_temp_k": 4300.0,
-    "red_std_scale": 0.7,
-    "exposure_ev": 0.4,
-    "contrast": 1.15,
-    "vignetting": 0.45,
-    "fisheye": 0.55,
-}  # conf/target/demo.yaml
-RANGES = {
-    "color_temp_k": (3500.0, 10000.0),
-    "red_std_scale": (0.4, 1.6),
-    "exposure_ev": (-1.5, 1.5),
-    "contrast": (0.6, 1.4),
-    "vignetting": (0.0, 0.8),
-    "fisheye": (0.0, 0.9),
-}  # conf/search/tpe.yaml
+CONF = Path(__file__).resolve().parents[2] / "conf"
+HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
+RANGES: dict[str, tuple[float, float]] = {
+    name: (float(r.low), float(r.high))
+    for name, r in OmegaConf.load(CONF / "search" / "tpe.yaml").space.items()
+}
 JOINT_SIGNS = {
     "color_temp_k": 1,
     "red_std_scale": 1,

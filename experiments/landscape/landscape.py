@@ -16,20 +16,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
 from gen_loop.embedder import YoloEmbedder, shipped_base_weights
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.score import CentroidScorer
 
-HIDDEN = {
-    "color_temp_k": 4300.0,
-    "red_std_scale": 0.7,
-    "exposure_ev": 0.4,
-    "contrast": 1.15,
-    "vignetting": 0.45,
-    "fisheye": 0.55,
-}  # conf/target/demo.yaml
+CONF = Path(__file__).resolve().parents[2] / "conf"
+HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
 GRID = {
     "color_temp_k": [3500, 4300, 5500, 6500, 8400, 10000],
     "red_std_scale": [0.4, 0.7, 1.0, 1.4],

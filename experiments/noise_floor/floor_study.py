@@ -26,20 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
 from gen_loop.embedder import YoloEmbedder, shipped_base_weights
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.score import CentroidScorer
 
-HIDDEN = {
-    "color_temp_k": 4300.0,
-    "red_std_scale": 0.7,
-    "exposure_ev": 0.4,
-    "contrast": 1.15,
-    "vignetting": 0.45,
-    "fisheye": 0.55,
-}  # conf/target/demo.yaml
+CONF = Path(__file__).resolve().parents[2] / "conf"
+HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
 TARGET_SEED = 777  # conf/target/demo.yaml demo.seed
 SCENE_SEED = 0  # conf/search/tpe.yaml scene_seed
 N_MAX = 640
