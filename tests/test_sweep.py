@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from gen_loop.config import RunConfig
 from gen_loop.sweep.report import collect_jobs, markdown_table, sweep_report_main, write_report
-from gen_loop.tracking.mlflow_tracker import PARENT_TAG, TRIAL_TAG, Tracker
+from gen_loop.tracking import PARENT_TAG, TRIAL_TAG, Tracker
 from tests.cli import cli_env
 
 

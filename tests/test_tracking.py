@@ -14,24 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gen_loop._git import git_commit
 from gen_loop.errors import GenLoopError
 from gen_loop.tracking import (
     CLASS_COLORS,
+    ERROR_TAG,
+    PARENT_TAG,
+    TRIAL_TAG,
     Tracker,
-    git_commit,
     history_figure,
     image_grid,
     importance_figure,
     save_png,
     side_by_side,
 )
-from gen_loop.tracking.mlflow_tracker import (
-    ERROR_TAG,
-    PARENT_TAG,
-    TRIAL_TAG,
-    _sanitize_key,
-    use_wal,
-)
+from gen_loop.tracking._limits import _sanitize_key
+from gen_loop.tracking._sqlite import use_wal
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402

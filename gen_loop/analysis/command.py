@@ -196,7 +196,7 @@ def _log_mlflow(
     sets: dict[str, str],
     weights: Path | None,
 ) -> str:
-    from gen_loop.tracking.mlflow_tracker import Tracker
+    from gen_loop.tracking import Tracker
 
     uri = cfg.tracking.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     with Tracker(

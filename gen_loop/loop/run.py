@@ -25,7 +25,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     check_run_config(cfg)
     install_log_filter()  # no database password in the console or <job>.log
     if cfg.tracking.uri:  # a dead tracking server fails here, before any work
-        from gen_loop.tracking.mlflow_tracker import check_server
+        from gen_loop.tracking import check_server
 
         check_server(cfg.tracking.uri)
     run_dir = Path(cfg.run_dir).resolve()

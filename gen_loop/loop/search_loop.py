@@ -30,7 +30,7 @@ from gen_loop.search.space import SearchSpace
 from gen_loop.search.storage import StudyMutex
 from gen_loop.search.study import to_objective
 from gen_loop.search.workers import WORKER_ATTR, StudyView, fail_dead_trials, worker_id
-from gen_loop.tracking.mlflow_tracker import Tracker, TrialRun
+from gen_loop.tracking import Tracker, TrialRun
 from gen_loop.tracking.plots import image_grid
 
 if TYPE_CHECKING:

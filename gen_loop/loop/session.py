@@ -44,7 +44,8 @@ from gen_loop.search.workers import (
     superseded,
 )
 from gen_loop.tracking import plots
-from gen_loop.tracking.mlflow_tracker import Tracker, git_commit
+from gen_loop._git import git_commit
+from gen_loop.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from gen_loop.tracking.mlflow_tracker import Tracker
+    from gen_loop.tracking import Tracker
 
 __all__ = ["SWEEP_RUN_ENV", "SWEEP_RUN_FILE", "SweepRunCallback"]
 
@@ -53,7 +53,7 @@ class SweepRunCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Create the sweep run and publish its id (file in the sweep folder + env variable)."""
-        from gen_loop.tracking.mlflow_tracker import Tracker
+        from gen_loop.tracking import Tracker
 
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gen_loop.tracking.mlflow_tracker import Tracker, TrialRun, check_server, git_commit
+from gen_loop.tracking._run_logger import ERROR_TAG, PARENT_TAG, TRIAL_TAG
+from gen_loop.tracking._server import check_server
 from gen_loop.tracking.plots import (
     CLASS_COLORS,
     history_figure,
@@ -11,13 +12,17 @@ from gen_loop.tracking.plots import (
     save_png,
     side_by_side,
 )
+from gen_loop.tracking.tracker import Tracker
+from gen_loop.tracking.trial_run import TrialRun
 
 __all__ = [
     "CLASS_COLORS",
+    "ERROR_TAG",
+    "PARENT_TAG",
+    "TRIAL_TAG",
     "Tracker",
     "TrialRun",
     "check_server",
-    "git_commit",
     "history_figure",
     "image_grid",
     "importance_figure",

@@ -17,8 +17,16 @@ import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
 from gen_loop._secrets import mask_url
+from gen_loop.errors import GenLoopError
 
-__all__ = ["REPROBE_S", "StoreHealth", "configure_http_client", "is_remote", "probe"]
+__all__ = [
+    "REPROBE_S",
+    "StoreHealth",
+    "check_server",
+    "configure_http_client",
+    "is_remote",
+    "probe",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -87,6 +95,30 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         reason = getattr(err, "reason", err)
         return f"GET {url} failed: {reason}"
     return None
+
+
+def check_server(uri: str) -> None:
+    """Fail early, naming ``tracking.uri``, when the MLflow server at ``uri`` does not answer.
+
+    Only ``http(s)://`` URIs are probed (``GET /health``, a few seconds at most); file and
+    database stores pass.
+
+    Args:
+        uri: The tracking URI.
+
+    Raises:
+        GenLoopError: The server is unreachable.
+    """
+    if not is_remote(uri):
+        return
+    problem = probe(uri)
+    if problem is not None:
+        raise GenLoopError(
+            f"config key 'tracking.uri': the MLflow tracking server {mask_url(uri)} is "
+            f"unreachable ({mask_url(problem)}). Start it (e.g. `mlflow server --host "
+            "127.0.0.1 --port 5000`), fix tracking.uri, or leave tracking.uri unset for a "
+            "local SQLite store."
+        )
 
 
 class StoreHealth:
