@@ -15,9 +15,8 @@ from gen_loop.config.schema import SelectionConfig
 from gen_loop.embedder.weights import shipped_base_weights
 from gen_loop.embedder.yolo import YoloEmbedder
 from gen_loop.generator import ProceduralGenerator
-from gen_loop.loop.finish import select_pool
 from gen_loop.score.scorer import CentroidScorer
-from gen_loop.selection import closest_camera, select_closest
+from gen_loop.selection import closest_camera, select_closest, select_pool
 
 
 def test_closest_camera_picks_the_minimum_per_scene_first_on_ties() -> None:

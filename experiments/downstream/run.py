@@ -126,12 +126,12 @@ def run_condition(
 
     from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
     from gen_loop.embedder.cache import cached_embeddings
-    from gen_loop.finetune.train import evaluate_detector
+    from gen_loop.finetune import add_replay, evaluate_detector, finetune_and_evaluate
     from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
-    from gen_loop.loop.finish import add_replay, finetune_and_evaluate, ranked_params, select_pool
     from gen_loop.loop.session import _train_device
     from gen_loop.loop.target_data import load_target
     from gen_loop.score.scorer import CentroidScorer
+    from gen_loop.selection import ranked_params, select_pool
 
     cfg = compose([f"finetune.seed={seed}", *overrides])
     cache_dir = default_cache_dir()
@@ -228,7 +228,7 @@ def run_condition(
 def _random_cameras(generator, embedder, scorer, cameras, seed, cfg, out_dir):  # type: ignore[no-untyped-def]
     """The loop's camera pool, but each scene under a random camera (no selection)."""
     from gen_loop.generator.base import Batch
-    from gen_loop.loop.finish import write_selection
+    from gen_loop.selection import write_selection
 
     rng = np.random.default_rng(seed)
     n = cfg.selection.pool_size
@@ -259,7 +259,7 @@ def _random_cameras(generator, embedder, scorer, cameras, seed, cfg, out_dir):  
 
 def _random_selection(generator, embedder, scorer, params, n, seed, cfg, out_dir):  # type: ignore[no-untyped-def]
     """``n`` random samples of a pool rendered with ``params`` (same scenes as the loop's)."""
-    from gen_loop.loop.finish import write_selection
+    from gen_loop.selection import write_selection
 
     pool = generator.generate(params, cfg.selection.pool_size, cfg.selection.pool_seed)
     distances = scorer.sample_distances(embedder.embed(pool.images))

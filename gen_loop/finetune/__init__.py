@@ -1,6 +1,15 @@
 """Fine-tune and evaluate the detector with the ultralytics trainer."""
 
 from gen_loop.finetune.base import train_base
+from gen_loop.finetune.evaluate import finetune_and_evaluate
+from gen_loop.finetune.replay import add_replay
 from gen_loop.finetune.train import DetectionMetrics, evaluate_detector, train_detector
 
-__all__ = ["DetectionMetrics", "evaluate_detector", "train_base", "train_detector"]
+__all__ = [
+    "DetectionMetrics",
+    "add_replay",
+    "evaluate_detector",
+    "finetune_and_evaluate",
+    "train_base",
+    "train_detector",
+]

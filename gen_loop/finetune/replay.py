@@ -6,12 +6,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from gen_loop.errors import ConfigError
+from gen_loop.generator.yolo_io import write_yolo_dataset
 from gen_loop.target.images import list_images
+
+if TYPE_CHECKING:
+    from gen_loop.config.schema import FinetuneConfig
+    from gen_loop.generator.base import Generator
+    from gen_loop.generator.params import ParamValue
+    from gen_loop.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +69,37 @@ def sample_replay(images: Sequence[Path], n: int, seed: int) -> list[Path]:
         return list(images)
     chosen = np.random.default_rng(seed).choice(len(images), size=n, replace=False)
     return [images[i] for i in sorted(chosen)]
+
+
+def add_replay(
+    selection: Selection,
+    generator: Generator,
+    source_params: dict[str, ParamValue],
+    cfg: FinetuneConfig,
+    seed: int,
+) -> int:
+    """Mix ``cfg.replay_fraction`` of source-camera images into the selection's training set.
+
+    The source images are the user's (``cfg.replay_data``) or rendered with the generator's
+    current parameters from a seed of their own. Returns how many were added.
+    """
+    n_train = len(selection.batch) - selection.n_val
+    n = replay_count(n_train, cfg.replay_fraction)
+    if n == 0:
+        return 0
+    if cfg.replay_data is not None:
+        images, names = source_train_images(Path(cfg.replay_data))
+        if tuple(names) != tuple(generator.class_names):
+            raise ConfigError(
+                "finetune.replay_data",
+                f"its classes {names} differ from the generator's {list(generator.class_names)}",
+            )
+        chosen = sample_replay(images, n, seed)
+    else:
+        batch = generator.generate(source_params, n, seed)
+        replay_yaml = write_yolo_dataset(
+            batch, selection.data_yaml.parent / "replay", prefix="src"
+        )
+        chosen = list_images(replay_yaml.parent / "images")
+    add_training_images(selection.data_yaml, chosen, "replay")
+    return len(chosen)

@@ -71,20 +71,11 @@ def train_detector(
     if not augment:
         extra.update(mosaic=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, scale=0.0, translate=0.0)
     detector.train(
-        data=str(data_yaml),
+        **_run_arguments(data_yaml, imgsz, batch, device, out_dir),
         epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        device=device if device != "cuda" else 0,
-        workers=0,
         seed=seed,
         deterministic=True,
-        plots=False,
         amp=False,  # the AMP check downloads a checkpoint
-        project=str(out_dir.parent.resolve()),
-        name=out_dir.name,
-        exist_ok=True,
-        verbose=False,
         patience=patience,
         **extra,
     )
@@ -103,18 +94,7 @@ def evaluate_detector(
     from ultralytics import YOLO
 
     detector = YOLO(str(weights))
-    result = detector.val(
-        data=str(data_yaml),
-        imgsz=imgsz,
-        batch=batch,
-        device=device if device != "cuda" else 0,
-        workers=0,
-        plots=False,
-        verbose=False,
-        project=str(out_dir.parent.resolve()),
-        name=out_dir.name,
-        exist_ok=True,
-    )
+    result = detector.val(**_run_arguments(data_yaml, imgsz, batch, device, out_dir))
     names = result.names
     per_class = {
         names[int(c)]: float(result.box.ap50[i]) for i, c in enumerate(result.box.ap_class_index)
@@ -125,3 +105,22 @@ def evaluate_detector(
         per_class_map50=per_class,
         n_images=int(result.seen) if hasattr(result, "seen") else -1,
     )
+
+
+def _run_arguments(
+    data_yaml: Path, imgsz: int, batch: int, device: str, out_dir: Path
+) -> dict[str, object]:
+    """What training and validation share: the data, the sizes, the device, and a quiet run
+    written to ``out_dir`` without plots or data-loader workers."""
+    return {
+        "data": str(data_yaml),
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": device if device != "cuda" else 0,
+        "workers": 0,
+        "plots": False,
+        "verbose": False,
+        "project": str(out_dir.parent.resolve()),
+        "name": out_dir.name,
+        "exist_ok": True,
+    }

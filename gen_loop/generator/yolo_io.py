@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 
+from gen_loop._imageio import write_image_rgb
 from gen_loop.generator.base import Batch
 
 
@@ -53,7 +53,7 @@ def _write_split(batch: Batch, image_dir: Path, label_dir: Path, prefix: str) ->
     width = max(4, len(str(len(batch) - 1)))
     for i, (image, labels) in enumerate(zip(batch.images, batch.labels, strict=True)):
         stem = f"{prefix}_{i:0{width}d}"
-        cv2.imwrite(str(image_dir / f"{stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        write_image_rgb(image_dir / f"{stem}.png", image)
         lines = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
         (label_dir / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from gen_loop.target.images import (
-    IMAGE_EXTENSIONS,
-    ImageSet,
-    UnreadableImageError,
-    file_fingerprint,
-    list_images,
-    load_image_folder,
-    read_image_rgb,
-)
+from gen_loop._imageio import IMAGE_EXTENSIONS, UnreadableImageError, read_image_rgb
+from gen_loop.target.images import ImageSet, file_fingerprint, list_images, load_image_folder
 from gen_loop.target.media import MEDIA_EXTENSIONS, list_media, load_media
 from gen_loop.target.video import (
     VIDEO_EXTENSIONS,

@@ -1,8 +1,9 @@
 """Read a folder of target images into one RGB uint8 array, with a content fingerprint.
 
-Every image is read with OpenCV, converted to HxWx3 uint8 RGB and resized to the size the
-generator renders at. Files that cannot be decoded are skipped with one warning, so a stray
-thumbnail or a half-copied file does not stop a run, but a folder with no usable image does.
+Every image is read with OpenCV (:mod:`gen_loop._imageio`), converted to HxWx3 uint8 RGB and
+resized to the size the generator renders at. Files that cannot be decoded are skipped with one
+warning, so a stray thumbnail or a half-copied file does not stop a run, but a folder with no
+usable image does.
 """
 
 from __future__ import annotations
@@ -16,46 +17,26 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from gen_loop._imageio import IMAGE_EXTENSIONS, UnreadableImageError, find_files, read_image_rgb
 from gen_loop.errors import InputDataError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "ImageSet",
-    "UnreadableImageError",
     "file_fingerprint",
     "file_sha256",
-    "files_with_suffix",
     "list_images",
     "load_image_folder",
-    "read_image_rgb",
 ]
 
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-"""File suffixes taken as images, compared case-insensitively."""
 
 _CHUNK_BYTES = 1 << 20
 _WARN_NAMES = 5
 # Bumped when reading or resizing changes, so fingerprints of old pixel arrays stop matching.
 _PIPELINE_VERSION = "1"
-
-
-class UnreadableImageError(InputDataError):
-    """An image file cannot be decoded into an RGB picture.
-
-    Attributes:
-        path: The file.
-        reason: Why it cannot be read, without the path (for example "cannot decode").
-    """
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"cannot read image {path}: {reason}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,89 +81,7 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
         raise InputDataError(f"image folder {folder} does not exist; give an existing folder")
     if not folder.is_dir():
         raise InputDataError(f"image folder {folder} is not a directory; give a folder of images")
-    paths = files_with_suffix(folder, IMAGE_EXTENSIONS, recursive)
-    if not paths:
-        where = "or its sub-folders " if recursive else ""
-        raise InputDataError(
-            f"image folder {folder} {where}holds no image file; accepted extensions are "
-            f"{', '.join(IMAGE_EXTENSIONS)} (any letter case)"
-        )
-    return paths
-
-
-def files_with_suffix(folder: Path, suffixes: tuple[str, ...], recursive: bool) -> list[Path]:
-    """The files under ``folder`` whose suffix is in ``suffixes`` (any letter case), sorted."""
-    entries = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in entries if p.suffix.lower() in suffixes and p.is_file())
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Read one image file as an RGB uint8 array.
-
-    Grayscale becomes three equal channels. An alpha channel is dropped, not composited over a
-    background: the stored colour of each pixel is kept, because any background colour would be
-    an invented colour the generator does not render. 16-bit images are scaled by
-    ``round(value / 257)`` so that 65535 maps to 255; float images are clipped to [0, 1] and
-    scaled by 255. EXIF orientation is not applied, and a multi-page TIFF gives its first page.
-
-    Args:
-        path: The image file.
-
-    Returns:
-        A C-contiguous array of shape (H, W, 3), dtype uint8, RGB channel order.
-
-    Raises:
-        UnreadableImageError: If the file cannot be decoded, is empty, or has an unsupported
-            pixel type or channel count.
-    """
-    path = Path(path)
-    raw = _decode(path)
-    if raw.size == 0:
-        raise UnreadableImageError(path, "zero size")
-    try:
-        rgb = _to_rgb(_to_uint8(raw))
-    except ValueError as err:
-        raise UnreadableImageError(path, str(err)) from err
-    return np.ascontiguousarray(rgb)
-
-
-def _decode(path: Path) -> np.ndarray:
-    """Decode a file with OpenCV, keeping bit depth and channels."""
-    try:
-        if str(path).isascii():
-            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        else:
-            # cv2.imread fails on non-ASCII paths on Windows; decoding the bytes works everywhere.
-            raw = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error) as err:
-        raise UnreadableImageError(path, f"cannot open ({err})") from err
-    if raw is None:
-        raise UnreadableImageError(path, "cannot decode")
-    return raw
-
-
-def _to_uint8(raw: np.ndarray) -> np.ndarray:
-    """Convert pixel values of any supported depth to uint8."""
-    if raw.dtype == np.uint8:
-        return raw
-    if raw.dtype == np.uint16:
-        # (v + 128) // 257 is round(v / 257) exactly: v / 257 never has a fractional part of .5.
-        return ((raw.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(raw.dtype, np.floating):
-        scaled = np.clip(np.nan_to_num(raw, nan=0.0), 0.0, 1.0) * 255.0
-        return np.rint(scaled).astype(np.uint8)
-    raise ValueError(f"unsupported pixel type {raw.dtype}")
-
-
-def _to_rgb(img: np.ndarray) -> np.ndarray:
-    """Turn a decoded OpenCV array (gray, BGR or BGRA) into HxWx3 RGB."""
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
-    if img.ndim == 3 and img.shape[2] in (3, 4):
-        return img[:, :, 2::-1]  # BGR(A) -> RGB; the slice stops before alpha
-    raise ValueError(f"unexpected array shape {img.shape}")
+    return find_files(folder, IMAGE_EXTENSIONS, recursive, "image folder", "image")
 
 
 def load_image_folder(

@@ -14,19 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from gen_loop._imageio import IMAGE_EXTENSIONS, UnreadableImageError, find_files, read_image_rgb
 from gen_loop.errors import InputDataError
 from gen_loop.target.images import (
-    IMAGE_EXTENSIONS,
     ImageSet,
-    UnreadableImageError,
     _check_max_images,
     _check_size,
     _fingerprint_extra,
     _report_skipped,
     _resize,
     file_fingerprint,
-    files_with_suffix,
-    read_image_rgb,
 )
 from gen_loop.target.video import (
     VIDEO_EXTENSIONS,
@@ -69,14 +66,7 @@ def list_media(path: Path, recursive: bool = True) -> tuple[Path, list[Path]]:
                 "give a video file or a folder of images/videos"
             )
         return path.parent, [path]
-    files = files_with_suffix(path, MEDIA_EXTENSIONS, recursive)
-    if not files:
-        where = "or its sub-folders " if recursive else ""
-        raise InputDataError(
-            f"target folder {path} {where}holds no image or video file; accepted extensions "
-            f"are {', '.join(MEDIA_EXTENSIONS)} (any letter case)"
-        )
-    return path, files
+    return path, find_files(path, MEDIA_EXTENSIONS, recursive, "target folder", "image or video")
 
 
 def load_media(

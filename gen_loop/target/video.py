@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from gen_loop.errors import InputDataError
+from gen_loop._imageio import UnreadableFileError, bgr_to_rgb
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -36,7 +36,7 @@ FRAME_MARK = "#frame="
 """What separates a video's file name from a frame index in :func:`frame_path`."""
 
 
-class UnreadableVideoError(InputDataError):
+class UnreadableVideoError(UnreadableFileError):
     """A video file cannot be opened or yields no frame.
 
     Attributes:
@@ -44,10 +44,7 @@ class UnreadableVideoError(InputDataError):
         reason: Why it cannot be read, without the path (for example "cannot open video").
     """
 
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"cannot read video {path}: {reason}")
+    kind = "video"
 
 
 def is_video(path: Path) -> bool:
@@ -172,6 +169,4 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
         # CAP_PROP_CONVERT_RGB is on by default, so backends hand out 8-bit frames; anything
         # else means a setting this reader does not use.
         raise ValueError(f"unexpected frame type {frame.dtype}")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        return np.ascontiguousarray(np.repeat(frame.reshape(frame.shape[:2])[:, :, None], 3, 2))
-    return np.ascontiguousarray(frame[:, :, 2::-1])  # BGR(A) -> RGB
+    return np.ascontiguousarray(bgr_to_rgb(frame))

@@ -1,0 +1,78 @@
+"""Fine-tune the base detector on the selection and evaluate it before and after."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from gen_loop.config.schema import FinetuneConfig
+from gen_loop.finetune.train import evaluate_detector, train_detector
+from gen_loop.selection.dataset import Selection
+
+log = logging.getLogger(__name__)
+
+
+def finetune_and_evaluate(
+    base_weights: Path,
+    model: str,
+    selection: Selection,
+    eval_yaml: Path | None,
+    cfg: FinetuneConfig,
+    device: str,
+    out_dir: Path,
+) -> tuple[Path, dict[str, Any]]:
+    """Fine-tune ``base_weights`` on the selection; evaluate before and after on ``eval_yaml``.
+
+    Returns:
+        The fine-tuned weights and ``{"before": metrics, "after": metrics}`` (or a
+        ``skipped`` message when there are no labeled target images).
+    """
+    evaluation: dict[str, Any] = {}
+    mismatch = _class_mismatch(base_weights, selection.batch.class_names)
+    if mismatch:
+        log.warning(mismatch)
+        evaluation["warning"] = mismatch
+    if eval_yaml is not None:
+        before = evaluate_detector(
+            base_weights, eval_yaml, cfg.imgsz, cfg.batch, device, out_dir / "eval_before"
+        )
+        evaluation["before"] = before.as_dict()
+    weights = train_detector(
+        selection.data_yaml,
+        out_dir / "train",
+        model,
+        base_weights,
+        cfg.epochs,
+        cfg.imgsz,
+        cfg.batch,
+        device,
+        cfg.seed,
+        lr0=cfg.lr0,
+        augment=cfg.augment,
+    )
+    if eval_yaml is not None:
+        after = evaluate_detector(
+            weights, eval_yaml, cfg.imgsz, cfg.batch, device, out_dir / "eval_after"
+        )
+        evaluation["after"] = after.as_dict()
+    else:
+        evaluation["skipped"] = (
+            "no labeled target data: evaluation skipped (give target.labels=DATA_YAML "
+            "for a labeled holdout)"
+        )
+    return weights, evaluation
+
+
+def _class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
+    """A message when the detector's classes are not the data's (its head is then re-made)."""
+    from ultralytics import YOLO
+
+    names = YOLO(str(weights)).names
+    theirs = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    if theirs == list(class_names):
+        return None
+    return (
+        f"the base detector's classes {theirs} differ from the data's {list(class_names)}: "
+        "ultralytics re-initialises the detection head, and 'before' scores are not comparable"
+    )
