@@ -133,40 +133,31 @@ def test_smoke_run_refines_after_the_sampler(tmp_path: Path) -> None:
     assert "refining trial" in proc.stdout and "refinement ended" in proc.stdout
 
 
-SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory):
-    from gen_loop._env import configure_offline, configure_ultralytics
-    from gen_loop.embedder import YoloEmbedder
-    from gen_loop.generator import ProceduralGenerator
-
-    configure_offline(tmp_path_factory.mktemp("cache"))
-    configure_ultralytics()
-    gen = ProceduralGenerator(SIZE, SIZE)
-    embedder = YoloEmbedder("yolov7-tiny", None, [14], SIZE, device="cpu")
-    target = gen.generate({**gen.default_params(), "fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
-    return gen, embedder, CentroidScorer().fit(embedder.embed(target.images))
-
-
 def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
-    parts, tmp_path: Path
+    tiny_embedder, fit_scorer, logged_search, tmp_path: Path
 ) -> None:
     from gen_loop.config.schema import RefineConfig
-    from gen_loop.loop.search_loop import TrialSetup, search
+    from gen_loop.generator import ProceduralGenerator
+    from gen_loop.loop.trial import TrialSetup
     from gen_loop.search import Convergence, make_sampler, open_study
     from gen_loop.search.space import SearchSpace
     from gen_loop.search.workers import WORKER_ATTR
-    from gen_loop.tracking import Tracker
+    from tests.conftest import LOOP_SIZE
 
-    gen, embedder, scorer = parts
+    gen = ProceduralGenerator(LOOP_SIZE, LOOP_SIZE)
+    scorer = fit_scorer(gen, {"fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
     space = SearchSpace(
         {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
     )
     refine = RefineConfig(method="lsq", after=3, diff_step=0.05)
     setup = TrialSetup(
-        gen, embedder, scorer, gen.default_params(), space, 6, 0, 0, 5, "common", refine
+        generator=gen,
+        embedder=tiny_embedder,
+        scorer=scorer,
+        base_params=gen.default_params(),
+        space=space,
+        batch_size=6,
+        refine=refine,
     )
     storage = f"sqlite:///{tmp_path / 'o.db'}"
     study = open_study(
@@ -182,21 +173,20 @@ def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
     conv = Convergence(
         noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=3
     )
-    with Tracker(f"sqlite:///{tmp_path / 'm.db'}", "e", "loop") as tracker:
-        search(study, setup, conv, tracker)  # trials 0-2 (the sampler's stage)
-        dead = study.ask()
-        space.suggest(dead)  # its parameters were set before it died
-        dead.set_user_attr(
-            WORKER_ATTR,
-            {"host": socket.gethostname(), "pid": 2**22 + 7, "start": "0"},
-        )
-        resumed = optuna.load_study(
-            study_name="s", storage=storage, sampler=make_sampler("random", 1, 0, False)
-        )
-        conv_more = Convergence(
-            noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=10
-        )
-        outcome = search(resumed, setup, conv_more, tracker)
+    logged_search(study, setup, conv, trial_images=0)  # trials 0-2 (the sampler's stage)
+    dead = study.ask()
+    space.suggest(dead)  # its parameters were set before it died
+    dead.set_user_attr(
+        WORKER_ATTR,
+        {"host": socket.gethostname(), "pid": 2**22 + 7, "start": "0"},
+    )
+    resumed = optuna.load_study(
+        study_name="s", storage=storage, sampler=make_sampler("random", 1, 0, False)
+    )
+    conv_more = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=10
+    )
+    outcome = logged_search(resumed, setup, conv_more, trial_images=0).outcome
     trials = sorted(resumed.trials, key=lambda t: t.number)
     assert outcome.stop_reason.startswith("budget")
     assert trials[dead.number].state == TrialState.FAIL  # the dead one, superseded by its retry

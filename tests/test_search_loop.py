@@ -7,44 +7,45 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from gen_loop._env import configure_offline, configure_ultralytics
-from gen_loop.embedder import YoloEmbedder
-from gen_loop.loop.search_loop import TrialSetup, search
+from gen_loop.loop.trial import TrialSetup
 from gen_loop.score import CentroidScorer
 from gen_loop.search import Convergence, make_sampler, open_study
 from gen_loop.search.space import SearchSpace
-from gen_loop.tracking import Tracker
+from tests.conftest import LOOP_SIZE
 from tests.fakes import FlakyGenerator
-
-SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def parts(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[FlakyGenerator, YoloEmbedder, CentroidScorer]:
-    configure_offline(tmp_path_factory.mktemp("cache"))
-    configure_ultralytics()
-    gen = FlakyGenerator(SIZE, SIZE, fail_above=0.5)
-    embedder = YoloEmbedder("yolov7-tiny", None, [14], SIZE, device="cpu")
-    target = gen.generate({"fisheye": 0.4, "color_temp_k": 4500.0}, 24, seed=99)
-    return gen, embedder, CentroidScorer().fit(embedder.embed(target.images))
+def parts(tiny_embedder, fit_scorer) -> tuple[FlakyGenerator, CentroidScorer]:
+    gen = FlakyGenerator(LOOP_SIZE, LOOP_SIZE, fail_above=0.5)
+    return gen, fit_scorer(gen, {"fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
 
 
-def _setup(parts, max_failures: int) -> TrialSetup:
-    gen, embedder, scorer = parts
+def _setup(parts, embedder, max_failures: int) -> TrialSetup:
+    gen, scorer = parts
     space = SearchSpace(
         {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
     )
-    return TrialSetup(gen, embedder, scorer, gen.default_params(), space, 6, 0, 2, max_failures)
+    return TrialSetup(
+        generator=gen,
+        embedder=embedder,
+        scorer=scorer,
+        base_params=gen.default_params(),
+        space=space,
+        batch_size=6,
+        max_consecutive_failures=max_failures,
+    )
 
 
-def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) -> None:
-    setup = _setup(parts, max_failures=50)
+def test_failed_trials_are_recorded_and_the_loop_goes_on(
+    parts, tiny_embedder, logged_search, tmp_path: Path
+) -> None:
+    setup = _setup(parts, tiny_embedder, max_failures=50)
     study = open_study(
         "s",
         f"sqlite:///{tmp_path / 'o.db'}",
@@ -54,11 +55,9 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) 
     conv = Convergence(
         noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=12
     )
-    store = f"sqlite:///{tmp_path / 'm.db'}"
-    with Tracker(store, "e", "loop") as tracker:
-        outcome = search(study, setup, conv, tracker)
-        parent = tracker.run_id
-        grids = _sample_grids(MlflowClient(store), tracker)  # logged when search returns
+    logged = logged_search(study, setup, conv)
+    outcome, children = logged.outcome, logged.children()
+    grids = _sample_grids(logged.client, children)  # logged when search returns
     states = [t.state for t in study.trials]
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(study.trials) == 12 and outcome.stop_reason.startswith("budget")
@@ -66,10 +65,6 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) 
     assert all(t.params["fisheye"] > 0.5 for t in failed)
     assert all("simulator crashed" in t.user_attrs["error"] for t in failed)
     assert outcome.n_failed == len(failed)
-    client = MlflowClient(store)
-    children = client.search_runs(
-        [client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
-    )
     by_status = {c.info.status for c in children}
     assert len(children) == 12 and by_status == {"FINISHED", "FAILED"}
     assert all(
@@ -81,13 +76,12 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(parts, tmp_path: Path) 
     assert grids == finished  # a sample grid for every finished trial, none for failed ones
 
 
-def _sample_grids(client: MlflowClient, tracker: Tracker) -> set[str]:
+def _sample_grids(client: MlflowClient, children: list[Run]) -> set[str]:
     """Ids of the child runs that hold a ``samples.png`` that decodes to an RGB image."""
     import cv2
 
     found = set()
-    children = f"tags.mlflow.parentRunId = '{tracker.run_id}'"
-    for run in client.search_runs([tracker.experiment_id], children):
+    for run in children:
         if "samples.png" in {a.path for a in client.list_artifacts(run.info.run_id)}:
             local = client.download_artifacts(run.info.run_id, "samples.png")
             image = cv2.imread(local)
@@ -96,8 +90,10 @@ def _sample_grids(client: MlflowClient, tracker: Tracker) -> set[str]:
     return found
 
 
-def test_a_broken_generator_aborts_after_consecutive_failures(parts, tmp_path: Path) -> None:
-    setup = _setup(parts, max_failures=3)
+def test_a_broken_generator_aborts_after_consecutive_failures(
+    parts, tiny_embedder, logged_search, tmp_path: Path
+) -> None:
+    setup = _setup(parts, tiny_embedder, max_failures=3)
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'o.db'}", sampler=optuna.samplers.RandomSampler(0)
     )
@@ -106,8 +102,7 @@ def test_a_broken_generator_aborts_after_consecutive_failures(parts, tmp_path: P
     conv = Convergence(
         noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=20
     )
-    with Tracker(f"sqlite:///{tmp_path / 'm.db'}", "e", "loop") as tracker:
-        outcome = search(study, setup, conv, tracker)
+    outcome = logged_search(study, setup, conv).outcome
     assert outcome.stop_reason.startswith("aborted: 3 consecutive failed trials")
     ran = [t for t in study.trials if t.state != TrialState.WAITING]
     assert len(ran) == 3 and not np.isfinite(conv.best)

@@ -8,20 +8,14 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 
+from gen_loop.config.build import instantiate_scorer
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig, ScoreConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
 from gen_loop.errors import ConfigError, GenLoopError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.score import (
-    SCORE_METRICS,
-    CentroidScorer,
-    FrechetScorer,
-    MMDScorer,
-    PRDCScorer,
-    Scorer,
-)
+from gen_loop.score import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +90,11 @@ def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
 
 
 def build_scorer(cfg: ScoreConfig) -> Scorer:
-    """The unfitted scorer that ``score.metric`` names, with its settings from ``cfg``.
+    """The unfitted scorer of the ``score`` option ``cfg``: its ``_target_`` instantiated with
+    its settings (:func:`gen_loop.config.build.instantiate_scorer`). See :mod:`gen_loop.score`
+    for which to use when.
 
-    ``zscore_l2`` (the default), ``l2`` and ``cosine`` are centroid distances; ``frechet`` uses
-    ``score.shrinkage``, ``mmd`` uses ``score.kernel`` and ``score.bandwidth``, ``prdc`` uses
-    ``score.k_neighbours``. See :mod:`gen_loop.score` for which to use when.
+    Raises:
+        ConfigError: when the scorer rejects its settings (naming the key).
     """
-    try:
-        if cfg.metric in ("zscore_l2", "l2", "cosine"):
-            return CentroidScorer(cfg.metric)  # type: ignore[arg-type]
-        if cfg.metric == "frechet":
-            return FrechetScorer(cfg.shrinkage)
-        if cfg.metric == "mmd":
-            return MMDScorer(cfg.kernel, cfg.bandwidth)  # type: ignore[arg-type]
-        if cfg.metric == "prdc":
-            return PRDCScorer(cfg.k_neighbours)
-    except ValueError as err:
-        raise ConfigError("score", str(err)) from err
-    raise ConfigError("score.metric", f"{cfg.metric!r}: use one of {list(SCORE_METRICS)}")
+    return instantiate_scorer(cfg)

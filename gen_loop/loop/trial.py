@@ -1,21 +1,52 @@
-"""One trial: render a batch with the proposed parameters, embed it, score it."""
+"""One trial: render a batch with the proposed parameters, embed it, score it, tell the study.
+
+:func:`evaluate_params` is the measurement alone (experiments call it); :func:`run_trial`
+runs an asked Optuna trial through it and tells the study and the loop's observer.
+"""
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import TrialState
 
+from gen_loop.config.schema import RefineConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
+from gen_loop.loop.observer import LoopObserver, TrialEnd, TrialStart
 from gen_loop.score.scorer import Scorer
+from gen_loop.search.convergence import Convergence
+from gen_loop.search.refine import STAGE_ATTR
+from gen_loop.search.space import SearchSpace
+from gen_loop.search.study import to_objective
+from gen_loop.search.workers import WORKER_ATTR, worker_id
 
 #: ``search.scene_seeds``: ``common`` renders every trial from ``search.scene_seed`` (common
 #: random numbers); ``fresh`` gives each trial its own scenes, derived from the trial number.
 SCENE_SEED_MODES = ("common", "fresh")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialSetup:
+    """What every trial shares (``search.*`` and ``tracking.trial_images`` of the config)."""
+
+    generator: Generator
+    embedder: Embedder
+    scorer: Scorer
+    base_params: Mapping[str, ParamValue]
+    space: SearchSpace
+    batch_size: int
+    scene_seed: int = 0
+    max_consecutive_failures: int = 5
+    scene_seeds: str = "common"  # search.scene_seeds: common | fresh (see trial_scene_seed)
+    refine: RefineConfig = field(default_factory=RefineConfig)  # search.refine
 
 
 @dataclass(frozen=True)
@@ -80,3 +111,93 @@ def evaluate_params(
         raise FloatingPointError(f"distance is {distance} (non-finite embeddings?)")
     timings = {"generate_s": t1 - t0, "embed_s": t2 - t1, "score_s": t3 - t2}
     return TrialResult(distance, batch, embeddings, timings)
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    """Ask a trial and record which process runs it (so a resume can tell it died)."""
+    with warnings.catch_warnings():  # heartbeats are recorded by run_trial, not study.optimize
+        warnings.filterwarnings("ignore", "Heartbeat of storage")
+        trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, worker_id())
+    return trial
+
+
+def run_trial(
+    trial: optuna.Trial,
+    study: optuna.Study,
+    setup: TrialSetup,
+    convergence: Convergence,
+    observer: LoopObserver,
+) -> tuple[str | None, TrialResult | None]:
+    """Render, embed and score one asked trial, tell the study and the observer; return its
+    error message if it failed (else None) and its result.
+
+    On Ctrl-C the trial is told FAIL (it can be re-run on resume) and the interrupt goes on.
+    """
+    try:
+        return _run(trial, study, setup, convergence, observer)
+    except KeyboardInterrupt:
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        observer.on_trial_end(TrialEnd(trial.number, trial.params, interrupted=True))
+        raise
+
+
+def _run(
+    trial: optuna.Trial,
+    study: optuna.Study,
+    setup: TrialSetup,
+    convergence: Convergence,
+    observer: LoopObserver,
+) -> tuple[str | None, TrialResult | None]:
+    params = {**setup.base_params, **setup.space.suggest(trial)}
+    seed = trial_scene_seed(setup.scene_seeds, setup.scene_seed, trial.number)
+    fresh = setup.scene_seeds != "common"  # common: search.scene_seed, in the run's params
+    if fresh:
+        trial.set_user_attr("scene_seed", seed)
+    stage = trial_stage(trial.user_attrs)
+    trial.set_user_attr(STAGE_ATTR, stage)
+    observer.on_trial_start(TrialStart(trial.number, trial.params, stage, seed if fresh else None))
+    try:
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            result = evaluate_params(
+                setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, seed
+            )
+        for key, value in result.timings.items():
+            trial.set_user_attr(key, value)
+    except Exception as err:  # recorded as a failed trial; the loop goes on
+        error = f"{type(err).__name__}: {err}"
+        trial.set_user_attr("error", error[:2000])
+        study.tell(trial, state=TrialState.FAIL)
+        convergence.update(trial.number, None)
+        observer.on_trial_end(_ended(trial, convergence, error=error))
+        return error, None
+    trial.set_user_attr("distance", result.distance)
+    study.tell(trial, to_objective(result.distance))
+    convergence.update(trial.number, result.distance)
+    observer.on_trial_end(_ended(trial, convergence, result=result))
+    return None, result
+
+
+def _ended(
+    trial: optuna.Trial,
+    convergence: Convergence,
+    result: TrialResult | None = None,
+    error: str | None = None,
+) -> TrialEnd:
+    return TrialEnd(
+        trial.number,
+        trial.params,
+        distance=result.distance if result else None,
+        error=error,
+        best=convergence.best,
+        best_trial=convergence.best_trial,
+        noise_floor=convergence.noise_floor,
+        timings=result.timings if result else {},
+        batch=result.batch if result else None,
+    )
+
+
+def trial_stage(user_attrs: Mapping[str, object]) -> str:
+    """What proposed a trial: ``refine``, ``start``/``prior`` (enqueued points) or ``sampler``."""
+    stage = user_attrs.get(STAGE_ATTR) or user_attrs.get("role") or "sampler"
+    return str(stage)

@@ -185,3 +185,34 @@ def mark_finalised(study: optuna.Study, n_trials: int) -> None:
     """Record that this worker's finalisation for the ``n_trials`` budget completed."""
     key = FINALISER_ATTR.format(n_trials)
     study.set_user_attr(key, {**study.user_attrs[key], "done": True})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the shared study says a worker should do next (see :func:`decide`).
+
+    Attributes:
+        stop_reason: the stop rule's reason to stop, or None.
+        budget_left: whether trials of the budget remain to be asked.
+        view: the study as read.
+        convergence: the stop rule's state replayed from the study's finished trials.
+    """
+
+    stop_reason: str | None
+    budget_left: bool
+    view: StudyView
+    convergence: Convergence
+
+
+def decide(study: optuna.Study, convergence: Convergence, elapsed_s: float) -> Decision:
+    """Read the shared study and judge the stop rule and the budget on it.
+
+    The one stop decision of the search: the sampler's loop and the refinement stage both
+    take it before each trial (under the study mutex). Dead workers' trials are failed and
+    re-queued first.
+    """
+    fail_dead_trials(study)
+    view = StudyView.of(study)
+    shared = view.convergence(convergence)
+    reason = shared.stop_reason(elapsed_s)
+    return Decision(reason, view.asked < convergence.n_trials, view, shared)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -45,18 +44,23 @@ def _job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     if not summary_file.exists():
         row["status"] = "no summary.json (failed or still running)"
         return row
-    summary = json.loads(summary_file.read_text())
-    best = _number(summary.get("best_distance"))
-    floor = _number((summary.get("noise_floor") or {}).get("mean"))
-    evaluation = summary.get("evaluation") or {}
+    from gen_loop.loop.summary import RunSummary  # here: it imports the whole package
+
+    try:
+        summary = RunSummary.load(summary_file)
+    except ValueError as err:
+        row["status"] = f"unreadable summary.json: {err}"
+        return row
+    best = _number(summary.best_distance)
+    evaluation = summary.evaluation
     row.update(
         best_distance=best,
-        noise_floor=floor,
-        best_over_floor=best / floor if best is not None and floor else None,
-        default_distance=_number(summary.get("default_distance")),
-        stop_reason=summary.get("stop_reason"),
-        n_trials=summary.get("n_trials"),
-        n_failed=summary.get("n_failed"),
+        noise_floor=_number(summary.noise_floor.mean),
+        best_over_floor=_number(summary.best_over_floor),
+        default_distance=_number(summary.default_distance),
+        stop_reason=summary.stop_reason,
+        n_trials=summary.n_trials,
+        n_failed=summary.n_failed,
         map50_before=_number((evaluation.get("before") or {}).get("map50")),
         map50_after=_number((evaluation.get("after") or {}).get("map50")),
         status=evaluation.get("skipped", "done"),

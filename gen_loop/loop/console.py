@@ -1,0 +1,157 @@
+"""What the user sees on the console: a line per trial and a final table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TextIO
+
+from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
+from gen_loop.loop.summary import RunSummary
+
+#: The stop reason of a search the user interrupted with Ctrl-C.
+INTERRUPTED = "interrupted by the user"
+
+
+def format_params(params: Mapping[str, object]) -> str:
+    """``name=value`` pairs, numbers to 3 significant digits."""
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def trial_line(
+    number: int,
+    distance: float | None,
+    best: float,
+    best_trial: int | None,
+    floor: float,
+    params: Mapping[str, object],
+    error: str | None = None,
+) -> str:
+    """One progress line per trial."""
+    value = f"{distance:8.4f}" if distance is not None else "  failed"
+    mark = "*" if best_trial == number else " "
+    line = (
+        f"trial {number:4d} | dist {value}{mark}| best {best:8.4f} (#{best_trial}) "
+        f"| floor {floor:.4f} | {format_params(params)}"
+    )
+    return line + (f" | error: {error}" if error else "")
+
+
+def final_table(summary: RunSummary) -> str:
+    """The end-of-run table: best params, distances, stop reason, selection, fine-tune."""
+    floor = summary.noise_floor
+    rows: list[tuple[str, str]] = [
+        ("best distance", f"{summary.best_distance:.4f} (trial {summary.best_trial})"),
+        ("default params distance", f"{summary.default_distance:.4f}"),
+        ("noise floor", f"{floor.mean:.4f} ± {floor.std:.4f} at batch {floor.batch_size}"),
+        ("best / floor", f"{summary.best_over_floor:.2f}x"),
+        ("trials", f"{summary.n_trials} ({summary.n_failed} failed)"),
+        ("stopped because", summary.stop_reason),
+        ("selected samples", f"{summary.selected_count} of {summary.pool_size}"),
+    ]
+    hidden_params = summary.target_hidden_params or {}
+    for name, value in summary.best_params.items():
+        hidden = hidden_params.get(name)
+        extra = f"   (hidden {hidden:.4g})" if isinstance(hidden, float) else ""
+        rows.append(
+            (f"  {name}", f"{value:.4g}{extra}" if isinstance(value, float) else str(value))
+        )
+    evaluation = summary.evaluation
+    for stage in ("before", "after"):
+        metrics = evaluation.get(stage)
+        if metrics:
+            rows.append(
+                (
+                    f"target mAP50 {stage}",
+                    f"{metrics['map50']:.4f}  (mAP50-95 {metrics['map50_95']:.4f})",
+                )
+            )
+    if evaluation.get("skipped"):
+        rows.append(("evaluation", evaluation["skipped"]))
+    if summary.verdict.message:
+        rows.append(("verdict", summary.verdict.message))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)} : {v}" for k, v in rows)
+
+
+class ConsoleObserver(LoopObserver):
+    """Prints the run's progress: the target, a line per trial, the verdict, the final table.
+
+    Args:
+        stream: where to print (None: ``sys.stdout`` at the time of printing, so that pytest's
+            capture and redirections see it).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+    def on_start(self, start: RunStart) -> None:
+        floor = start.floor
+        self._print(f"run folder: {start.run_dir}")
+        self._print(
+            f"target: {start.target.description} ({len(start.target.images.images)} images)"
+        )
+        self._print(
+            f"noise floor: {floor.mean:.4f} ± {floor.std:.4f} "
+            f"(batch {floor.batch_size}, {floor.n_splits} splits)"
+        )
+
+    def on_trial_end(self, trial: TrialEnd) -> None:
+        if trial.interrupted:
+            return  # the run's own message follows
+        self._print(
+            trial_line(
+                trial.number,
+                trial.distance,
+                trial.best,
+                trial.best_trial,
+                trial.noise_floor,
+                trial.params,
+                trial.error,
+            )
+        )
+
+    def on_refine(self, message: str) -> None:
+        self._print(message)
+
+    def on_search_end(self, summary: RunSummary) -> None:
+        if summary.stop_reason == INTERRUPTED:
+            self._print(
+                "interrupted: results so far are kept; run again with the same "
+                f"hydra.run.dir={summary.run_dir} to resume"
+            )
+
+    def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
+        self._print(f"verdict: {summary.verdict.message}")
+
+    def on_end(self, summary: RunSummary) -> None:
+        holder = summary.finalised_by
+        if holder is not None:
+            done = "finalised" if holder.get("done") else "finalises"
+            self._print(
+                f"another worker {done} the study: {holder['host']}:{holder['pid']} "
+                f"({holder['run_dir']})"
+            )
+        if summary.best_distance is not None:
+            self._print("\n" + final_table(summary))
+        else:
+            self._print(f"\nno trial completed: {summary.stop_reason}")
+        self._print(f"\nsummary: {summary.run_dir}/summary.json")
+        mlflow = summary.mlflow
+        uri = mlflow.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            self._print(f"MLflow:  {uri}/#/experiments/{mlflow.experiment_id}")
+        else:
+            self._print(f"MLflow:  mlflow ui --backend-store-uri {uri}")
+        if mlflow.lost_anything():
+            lost = mlflow.lost_logs or {}
+            self._print(
+                f"warning: the MLflow store {uri} was unreachable during the run: logs of "
+                f"{lost.get('n_trials', 0)} trial(s) and {lost.get('run_logs', 0)} run-level "
+                "log call(s) were lost (summary.json: mlflow.lost_logs). The Optuna study has "
+                "every trial."
+            )

@@ -1,0 +1,205 @@
+"""The loop's MLflow record: one parent run per loop, one child run per trial.
+
+:class:`MlflowObserver` turns the loop's events (:mod:`gen_loop.loop.observer`) into calls
+of a :class:`~gen_loop.tracking.Tracker`, which owns the runs and counts what an unreachable
+store loses. Each trial's sample grid is drawn, PNG-encoded and logged by a background thread
+while the next trial runs (it was the largest cost of a trial outside generate + embed, and
+the encoder releases the GIL: experiments/throughput/RESULTS.md); all are logged when the
+observer closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from omegaconf import OmegaConf
+
+from gen_loop._git import git_commit
+from gen_loop._secrets import mask_url
+from gen_loop.config.schema import TrackingConfig
+from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd, TrialStart
+from gen_loop.loop.summary import MlflowInfo, RunSummary
+from gen_loop.tracking import Tracker, TrialRun, image_grid
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: The run folder's record of its MLflow parent run (a resumed run continues it).
+RUN_ID_FILE = "mlflow_run_id"
+
+
+def open_tracker(cfg: TrackingConfig, run_dir: Path) -> Tracker:
+    """The tracker of a run folder: a new parent run, or the folder's earlier one resumed."""
+    marker = run_dir / RUN_ID_FILE
+    return Tracker(
+        cfg.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}",
+        cfg.experiment,
+        run_dir.name,
+        artifact_location=cfg.artifact_location,
+        resume_run_id=marker.read_text().strip() if marker.exists() else None,
+        parent_run_id=cfg.parent_run_id,
+    )
+
+
+class MlflowObserver(LoopObserver):
+    """Logs the loop to MLflow through ``tracker`` (already entered).
+
+    Use as a context manager inside the tracker's ``with``: leaving it waits for the sample
+    grids still being drawn and for the tracker's background writer to send every record.
+
+    Args:
+        tracker: the parent run's tracker.
+        trial_images: images in each trial's sample grid (0: no grid).
+        experiment: the experiment name, for the summary.
+    """
+
+    def __init__(self, tracker: Tracker, trial_images: int, experiment: str = "") -> None:
+        self.tracker = tracker
+        self.trial_images = trial_images
+        self.experiment = experiment
+        self._grids = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gen_loop-grid")
+        self._trials: dict[int, tuple[ExitStack, TrialRun]] = {}
+
+    def __enter__(self) -> MlflowObserver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for stack, _ in self._trials.values():  # a trial an exception left open
+            stack.__exit__(exc_type, exc, tb)
+        self._trials.clear()
+        self._grids.shutdown(wait=True)
+        self.tracker.flush()  # every trial's record is in the store when the search returns
+
+    def info(self) -> MlflowInfo:
+        """Where the run is logged, and what an outage lost so far."""
+        t = self.tracker
+        return MlflowInfo(t.run_id, t.tracking_uri, t.experiment_id, self.experiment, t.lost_logs)
+
+    def on_start(self, start: RunStart) -> None:
+        cfg, tracker = start.cfg, self.tracker
+        (start.run_dir / RUN_ID_FILE).write_text(tracker.run_id)
+        params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+        assert isinstance(params, dict)
+        for group, key in (("search", "storage"), ("tracking", "uri")):
+            if params[group][key]:  # no database password in MLflow params
+                params[group][key] = mask_url(params[group][key])
+        changed = tracker.log_params({str(k): v for k, v in params.items()})
+        if changed:  # a resumed run with other settings: config.yaml holds the new ones
+            tracker.set_tags({"gen_loop.changed_on_resume": ", ".join(changed)})
+        tracker.log_artifact(start.run_dir / "config.yaml")
+        tracker.set_tags(
+            {
+                "gen_loop.target_fingerprint": start.target.images.fingerprint,
+                "gen_loop.target": start.target.description,
+                "gen_loop.embedder": start.embedder_fingerprint,
+                "gen_loop.study": start.study,
+                "gen_loop.run_dir": str(start.run_dir),
+                "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
+            }
+        )
+        tracker.log_metrics(
+            {
+                "noise_floor": start.floor.mean,
+                "noise_floor_std": start.floor.std,
+                "n_target_images": float(len(start.target.images.images)),
+            }
+        )
+
+    def on_trial_start(self, trial: TrialStart) -> None:
+        stack = ExitStack()
+        child = stack.enter_context(self.tracker.trial(trial.number, trial.params))
+        self._trials[trial.number] = (stack, child)
+        child.log_params({"stage": trial.stage})
+        child.set_tags({"gen_loop.stage": trial.stage})
+        if trial.scene_seed is not None:
+            child.log_params({"scene_seed": trial.scene_seed})
+
+    def on_trial_end(self, trial: TrialEnd) -> None:
+        opened = self._trials.pop(trial.number, None)
+        if opened is None:
+            return
+        stack, child = opened
+        if trial.interrupted:  # the child run ends KILLED, as the tracker does for Ctrl-C
+            stop = KeyboardInterrupt()
+            stack.__exit__(KeyboardInterrupt, stop, None)
+            return
+        if trial.error is not None:
+            child.fail(trial.error)
+            stack.close()
+            return
+        assert trial.distance is not None
+        child.log_metrics({"distance": trial.distance, **trial.timings})
+        if self.trial_images > 0 and trial.batch is not None:
+            k = min(self.trial_images, len(trial.batch))
+            batch = trial.batch
+            job = self._grids.submit(_log_grid, child, batch.images[:k], batch.labels[:k])
+            job.add_done_callback(partial(_report_grid_error, trial.number))
+        stack.close()
+        self.tracker.log_metrics(
+            {"distance": trial.distance, "best_distance": trial.best}, step=trial.number
+        )
+
+    def on_search_end(self, summary: RunSummary) -> None:
+        self.tracker.set_tags({"gen_loop.stop_reason": summary.stop_reason})
+        if summary.best_distance is not None:
+            self.tracker.log_metrics(
+                {
+                    "final_best_distance": summary.best_distance,
+                    "default_distance": summary.default_distance or float("nan"),
+                    "best_over_floor": summary.best_distance / summary.noise_floor.mean,
+                }
+            )
+
+    def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
+        tracker = self.tracker
+        for path in outputs.plots.values():
+            tracker.log_artifact(path, "plots")
+        if outputs.manifest is not None:
+            tracker.log_artifact(outputs.manifest, "selection")
+            tracker.log_metrics(
+                {
+                    "selected_count": float(summary.selected_count),
+                    "selection_threshold": float(summary.selection_threshold or float("nan")),
+                }
+            )
+        for stage in ("before", "after"):
+            if stage in summary.evaluation:
+                metrics = summary.evaluation[stage]
+                tracker.log_metrics({f"{stage}_{k}": v for k, v in metrics.items()})
+        tracker.set_tags({"gen_loop.verdict": summary.verdict.status})
+        if outputs.weights is not None:
+            # Rejected weights stay in MLflow, but not under the result's name.
+            folder = "finetuned" if summary.verdict.accepted else "rejected"
+            tracker.log_artifact(outputs.weights, folder)
+
+    def on_end(self, summary: RunSummary) -> None:
+        self.tracker.log_metrics(dict(summary.timings_s))
+        self.tracker.log_artifact(Path(summary.run_dir) / "summary.json")
+
+
+def _log_grid(child: TrialRun, images: np.ndarray, labels: Sequence[np.ndarray]) -> None:
+    """Draw and log a trial's sample grid (runs on the background thread)."""
+    child.log_image(image_grid(images, ncols=min(len(images), 4), boxes=labels), "samples.png")
+
+
+def _report_grid_error(number: int, job: Future[None]) -> None:
+    error = job.exception()
+    if error is not None:  # store failures are counted by the tracker; this is anything else
+        log.warning(
+            "trial %d: sample grid not logged: %s: %s", number, type(error).__name__, error
+        )

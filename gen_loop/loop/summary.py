@@ -1,0 +1,206 @@
+"""The run's summary: one typed record, written as ``<run_dir>/summary.json``.
+
+Everything that reads a run's result (the console table, the sweep report, tests, the
+experiments) reads this record by attribute, or the JSON file it writes. Fields marked
+``optional`` appear in the JSON only once the run has set them (a run that was not fine-tuned
+has no ``finetuned_weights`` key), so the file says what happened, not what might have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gen_loop.finetune.verdict import Verdict
+from gen_loop.score.scorer import NoiseFloor
+
+#: Marks a field left out of the JSON while it is None.
+_OPTIONAL = {"optional": True}
+
+
+@dataclass
+class TargetInfo:
+    """The target the run measured against."""
+
+    description: str
+    n_images: int
+    skipped: int
+    fingerprint: str
+
+
+@dataclass
+class MlflowInfo:
+    """Where the run is logged; ``lost_logs`` counts what did not reach the store."""
+
+    run_id: str
+    tracking_uri: str
+    experiment_id: str
+    experiment: str
+    lost_logs: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
+
+    def lost_anything(self) -> bool:
+        """True when trial or run-level logs were lost to a store outage."""
+        lost = self.lost_logs or {}
+        return bool(lost.get("n_trials") or lost.get("run_logs"))
+
+
+@dataclass
+class StudyInfo:
+    """The Optuna study (storage URL with its password masked)."""
+
+    name: str
+    storage: str
+
+
+@dataclass
+class Seeds:
+    """The seeds that make the run reproducible."""
+
+    scene_seed: int
+    pool_seed: int
+    search_seed: int
+
+
+@dataclass
+class RunSummary:
+    """What one ``run`` found and did.
+
+    Attributes:
+        best_params: the searched parameters of the best trial.
+        all_params: every generator parameter of the best camera (searched or not).
+        best_distance: the best trial's distance (None when no trial completed).
+        best_trial: its number.
+        default_distance: the distance of trial 0, the generator's current settings.
+        default_params: those settings, restricted to the searched parameters.
+        noise_floor: the target's own noise floor (at the floor's batch size).
+        n_trials / n_failed / n_retried / n_refine_trials: trial counts of the study.
+        best_stage: what proposed the best trial (sampler, refine, start, prior).
+        stop_reason: why the search stopped.
+        selected_count / pool_size: the selected samples and the pool they came from.
+        evaluation: target mAP before/after fine-tuning, or ``{"skipped": why}``.
+        verdict: did the fine-tune help (:class:`~gen_loop.finetune.verdict.Verdict`).
+        target / mlflow / study / seeds: what the run ran against and where it is recorded.
+        timings_s: seconds per stage.
+        run_dir: the run folder.
+        target_hidden_params / recovery_error: the demo target's hidden camera and
+            ``|found - hidden| / range`` per parameter (demo target only).
+        finalised_by: the worker that took the final stage, when it was another one.
+        param_importances: Optuna's parameter importances (>= 3 completed trials).
+        replay_count / selection_threshold / finetuned_weights / result_weights: the final
+            stage's outputs; ``result_weights`` is the base checkpoint when the fine-tune was
+            rejected.
+    """
+
+    best_params: dict[str, Any]
+    all_params: dict[str, Any]
+    best_distance: float | None
+    best_trial: int | None
+    default_distance: float | None
+    default_params: dict[str, Any]
+    noise_floor: NoiseFloor
+    n_trials: int
+    n_failed: int
+    n_retried: int
+    n_refine_trials: int
+    best_stage: str | None
+    stop_reason: str
+    selected_count: int
+    pool_size: int
+    evaluation: dict[str, Any]
+    verdict: Verdict
+    target: TargetInfo
+    mlflow: MlflowInfo
+    study: StudyInfo
+    seeds: Seeds
+    timings_s: dict[str, float]
+    run_dir: str
+    target_hidden_params: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
+    recovery_error: dict[str, float] | None = field(default=None, metadata=_OPTIONAL)
+    finalised_by: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
+    param_importances: dict[str, float] | None = field(default=None, metadata=_OPTIONAL)
+    replay_count: int | None = field(default=None, metadata=_OPTIONAL)
+    selection_threshold: float | None = field(default=None, metadata=_OPTIONAL)
+    finetuned_weights: str | None = field(default=None, metadata=_OPTIONAL)
+    result_weights: str | None = field(default=None, metadata=_OPTIONAL)
+
+    @property
+    def best_over_floor(self) -> float | None:
+        """The best distance in units of the noise floor."""
+        if self.best_distance is None:
+            return None
+        return self.best_distance / self.noise_floor.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (optional fields only once set)."""
+        return _to_jsonable(self)
+
+    def write(self, path: Path) -> None:
+        """Write the JSON atomically (a reader never sees half a file)."""
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """The summary of a ``summary.json``; raises ``ValueError`` naming a missing key."""
+        nested = {
+            "noise_floor": NoiseFloor,
+            "verdict": Verdict,
+            "target": TargetInfo,
+            "mlflow": MlflowInfo,
+            "study": StudyInfo,
+            "seeds": Seeds,
+        }
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                if f.metadata.get("optional"):
+                    continue
+                raise ValueError(f"summary has no {f.name!r}")
+            value = data[f.name]
+            if f.name in nested:
+                value = _nested(nested[f.name], value, f.name)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: Path) -> RunSummary:
+        """Read ``path`` (a ``summary.json``); ``ValueError`` names the file when it is bad."""
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: not a gen_loop summary ({err})") from err
+
+
+def _nested(kind: type, value: Any, name: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"summary {name!r} is not an object")
+    if kind is NoiseFloor:
+        value = {**value, "values": tuple(value.get("values", ()))}
+    known = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in value.items() if k in known})
+
+
+def _to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get("optional"):
+                continue
+            out[f.name] = _to_jsonable(item)
+        return out
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
