@@ -22,20 +22,15 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import gen_loop_command
+
 
 def run_once(seed: int, overrides: list[str]) -> tuple[dict[str, Any], float]:
     """One `run` in a fresh folder; returns its summary and wall time."""
     work = Path(tempfile.mkdtemp(prefix=f"gen_loop_default_{seed}_"))
-    env = dict(os.environ, GEN_LOOP_CACHE=str(work / "cache"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "gen_loop",
-        "run",
-        f"search.seed={seed}",
-        "hydra.run.dir=runs/default",
-        *overrides,
-    ]
+    env = dict(os.environ, GEN_LOOP_CACHE=str(work / "cache"))  # as a user's shell has it
+    cmd = gen_loop_command("run", f"search.seed={seed}", "hydra.run.dir=runs/default", *overrides)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

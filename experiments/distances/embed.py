@@ -2,8 +2,9 @@
 
 Usage: .venv/bin/python experiments/distances/embed.py [--out experiments/distances/results]
 
-With the shipped base detector (layer 14, imgsz 256, CPU) and the demo target of
-``conf/target/demo.yaml`` (160 images, hidden parameters, scene seed 777), this embeds:
+With the loop's embedder (``conf/embedder/yolov7_tiny.yaml``: the base detector, layer 14,
+imgsz 256) and the demo target of ``conf/target/demo.yaml`` (160 images, hidden parameters,
+scene seed 777), both built by ``experiments/_demo.py`` as ``run`` builds them, this embeds:
 
 - the target;
 - the hidden parameters from scene seeds 0..7 (how far a perfect camera scores, scene to scene);
@@ -22,22 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
-RANGES: dict[str, tuple[float, float]] = {
-    name: (float(r.low), float(r.high))
-    for name, r in OmegaConf.load(CONF / "search" / "tpe.yaml").space.items()
-}
 JOINT_SIGNS = {
     "color_temp_k": 1,
     "red_std_scale": 1,
@@ -49,15 +43,17 @@ JOINT_SIGNS = {
 BATCH = 32
 
 
-def plan() -> list[dict[str, object]]:
+def plan(
+    hidden: dict[str, float], ranges: dict[str, tuple[float, float]]
+) -> list[dict[str, object]]:
     """Every batch to render: its kind, parameters, scene seed and labels."""
     out: list[dict[str, object]] = []
     for seed in range(8):
-        out.append({"kind": "hidden", "seed": seed, "params": dict(HIDDEN)})
-    for name, (low, high) in RANGES.items():
+        out.append({"kind": "hidden", "seed": seed, "params": dict(hidden)})
+    for name, (low, high) in ranges.items():
         span = high - low
         for k in range(-10, 11):
-            value = HIDDEN[name] + 0.1 * k * span
+            value = hidden[name] + 0.1 * k * span
             if not low - 1e-9 <= value <= high + 1e-9:
                 continue
             seeds = [0, 1, 2] if abs(k) == 1 else [0]
@@ -69,12 +65,12 @@ def plan() -> list[dict[str, object]]:
                         "step": k,
                         "value": value,
                         "seed": seed,
-                        "params": {**HIDDEN, name: value},
+                        "params": {**hidden, name: value},
                     }
                 )
     for f in (0.025, 0.05, 0.1, 0.2, 0.3, 0.4):
         params = {
-            n: HIDDEN[n] + JOINT_SIGNS[n] * f * (high - low) for n, (low, high) in RANGES.items()
+            n: hidden[n] + JOINT_SIGNS[n] * f * (high - low) for n, (low, high) in ranges.items()
         }
         for seed in (0, 1, 2):
             out.append({"kind": "joint", "fraction": f, "seed": seed, "params": params})
@@ -85,19 +81,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
     args.out.mkdir(parents=True, exist_ok=True)
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
     clock = time.perf_counter()
-    arrays = {"target": embedder.embed(gen.generate(HIDDEN, 160, 777).images).astype(np.float32)}
-    batches = plan()
+    demo = load_demo()  # the loop's generator, embedder and demo target (embedded here)
+    embedder = demo.embedder
+    assert demo.target_embeddings is not None
+    arrays = {"target": demo.target_embeddings.astype(np.float32)}
+    batches = plan(demo.hidden, demo.ranges)  # type: ignore[arg-type]
     for i, b in enumerate(batches):
         params, seed = b["params"], b["seed"]
         assert isinstance(params, dict) and isinstance(seed, int)
-        images = gen.generate(params, BATCH, seed).images
-        arrays[f"b{i}"] = embedder.embed(images).astype(np.float32)
+        arrays[f"b{i}"] = demo.embed_at(params, BATCH, seed).astype(np.float32)
     np.savez_compressed(args.out / "embeddings.npz", **arrays)  # type: ignore[arg-type]
     meta = {"batches": batches, "embed_s": time.perf_counter() - clock, "dim": embedder.dim}
     (args.out / "batches.json").write_text(json.dumps(meta, indent=1))

@@ -13,18 +13,14 @@ at the hidden value and a monotone rise on both sides.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
 GRID = {
     "color_temp_k": [3500, 4300, 5500, 6500, 8400, 10000],
     "red_std_scale": [0.4, 0.7, 1.0, 1.4],
@@ -42,24 +38,27 @@ def main() -> None:
     parser.add_argument("--metric", default="zscore_l2", choices=["zscore_l2", "l2", "cosine"])
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
     layers = [int(x) for x in args.layers.split(",")]
-    weights: Path | None = shipped_base_weights() if args.weights == "base" else None
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", weights, layers, 256, "cpu")
-    scorer = CentroidScorer(args.metric).fit(embedder.embed(gen.generate(HIDDEN, 160, 777).images))
+    demo = load_demo(
+        [
+            f"embedder.layers=[{','.join(map(str, layers))}]",
+            f"embedder.weights={args.weights}",
+            f"score.metric={args.metric}",
+        ]
+    )
+    scorer = demo.scorer  # fitted on the demo target
+    hidden = demo.hidden
     floor = scorer.noise_floor(args.batch, 10, np.random.default_rng(0)).mean
 
     def ratio(params: dict[str, float]) -> float:
-        return scorer.score(embedder.embed(gen.generate(params, args.batch, 0).images)) / floor
+        return scorer.score(demo.embed_at(params, args.batch, 0)) / floor
 
     print(f"layers {layers}, weights {args.weights}, metric {args.metric}, floor {floor:.3f}")
-    print(f"exact hidden parameters: {ratio(HIDDEN):.2f} x floor")
+    print(f"exact hidden parameters: {ratio(hidden):.2f} x floor")
     print("| parameter | value: distance / floor |\n|---|---|")
     for name, values in GRID.items():
-        cells = ", ".join(f"{v:g}: {ratio({**HIDDEN, name: float(v)}):.2f}" for v in values)
-        print(f"| {name} (hidden {HIDDEN[name]:g}) | {cells} |")
+        cells = ", ".join(f"{v:g}: {ratio({**hidden, name: float(v)}):.2f}" for v in values)
+        print(f"| {name} (hidden {hidden[name]:g}) | {cells} |")
 
 
 if __name__ == "__main__":

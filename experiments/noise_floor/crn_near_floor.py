@@ -16,27 +16,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-from floor_study import HIDDEN, TARGET_SEED
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
 from gen_loop.search.convergence import trial_noise_floor
 
-SPACE = {  # conf/search/tpe.yaml
-    "color_temp_k": (3500, 10000),
-    "red_std_scale": (0.4, 1.6),
-    "exposure_ev": (-1.5, 1.5),
-    "contrast": (0.6, 1.4),
-    "vignetting": (0.0, 0.8),
-    "fisheye": (0.0, 0.9),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
+
 STEPS = (0.05, 0.10)
-BATCH = 32
 OUT = Path(__file__).resolve().parent / "results" / "crn_near_floor.json"
 
 
@@ -44,26 +34,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6)
     args = parser.parse_args()
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
-    scorer = CentroidScorer("zscore_l2").fit(
-        embedder.embed(gen.generate(HIDDEN, 160, TARGET_SEED).images)
-    )
-    nf = scorer.noise_floor(BATCH, 200, np.random.default_rng(0))
-    floor = trial_noise_floor(nf.mean, nf.batch_size, 160, BATCH, "zscore_l2")
+    demo = load_demo()  # the loop's 160-image target, layer 14, zscore_l2 (fitted)
+    scorer, hidden, batch = demo.scorer, demo.hidden, demo.cfg.search.batch_size
+    n_target = len(demo.target.images.images)
+    nf = scorer.noise_floor(batch, 200, np.random.default_rng(0))
+    floor = trial_noise_floor(nf.mean, nf.batch_size, n_target, batch, demo.cfg.score.metric)
     seeds = list(range(100, 100 + args.seeds))
 
     def dist(params: dict[str, float], seed: int) -> float:
-        return scorer.score(embedder.embed(gen.generate(params, BATCH, seed).images))
+        return scorer.score(demo.embed_at(params, batch, seed))
 
-    exact = [dist(HIDDEN, s) for s in seeds]
+    exact = [dist(hidden, s) for s in seeds]
     rows = []
-    for name, (lo, hi) in SPACE.items():
+    for name, (lo, hi) in demo.ranges.items():
         for step in STEPS:
-            sign = 1.0 if HIDDEN[name] < (lo + hi) / 2 else -1.0
-            params = {**HIDDEN, name: HIDDEN[name] + sign * step * (hi - lo)}
+            sign = 1.0 if hidden[name] < (lo + hi) / 2 else -1.0
+            params = {**hidden, name: hidden[name] + sign * step * (hi - lo)}
             moved = [dist(params, s) for s in seeds]
             common = np.mean([m > e for m, e in zip(moved, exact, strict=True)])
             pairs = [(i, j) for i, j in itertools.product(range(len(seeds)), repeat=2) if i != j]

@@ -5,11 +5,13 @@ Usage: .venv/bin/python experiments/noise_floor/floor_study.py [--splits 50]
 Renders a 640-image demo target (the hidden parameters of conf/target/demo.yaml, scene seed 777,
 so its first 160 images are the loop's target) and a 640-image pool rendered with the same
 hidden parameters from scene seed 0 (the loop's scene seed: its first B images are exactly what
-a trial at the exact parameters renders), embeds both once with the shipped base YOLOv7-tiny
-(layers 14, 21 and 28 in one forward pass, imgsz 256), and for B in {8..128}, N in {40..640}:
+a trial at the exact parameters renders), embeds both once with the loop's embedder (the base
+YOLOv7-tiny, layers 14, 21 and 28 in one forward pass, imgsz 256; all built by
+``experiments/_demo.py`` from conf/), and for B in {8..128}, N in {40..640}:
 
-* target floor: ``CentroidScorer(metric).fit(target[:N]).noise_floor(B, splits, rng)`` (what
-  the loop computes), with the zscore_l2 theory ``sqrt(1/B + 1/(N - B))``;
+* target floor: the loop's scorer (``score.metric=<metric>``) fitted on ``target[:N]``, its
+  ``noise_floor(B, splits, rng)`` (what the loop computes), with the zscore_l2 theory
+  ``sqrt(1/B + 1/(N - B))``;
 * exact-parameter floor: B images drawn at random from the pool (fresh scenes) scored against
   the scorer fitted on all N target images (as a trial is scored) -- the best any trial can
   score on average;
@@ -22,21 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import build_demo_scorer, compose_run, load_demo
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-HIDDEN: dict[str, float] = dict(OmegaConf.load(CONF / "target" / "demo.yaml").demo.params)
-TARGET_SEED = 777  # conf/target/demo.yaml demo.seed
-SCENE_SEED = 0  # conf/search/tpe.yaml scene_seed
 N_MAX = 640
 BATCHES = (8, 16, 32, 64, 128)
 TARGET_SIZES = (40, 80, 160, 320, 640)
@@ -51,13 +47,12 @@ def embeddings() -> tuple[np.ndarray, np.ndarray]:
     if CACHE.exists():
         data = np.load(CACHE)
         return data["target"], data["pool"]
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14, 21, 28], 256, "cpu")
     t0 = time.perf_counter()
-    target = embedder.embed(gen.generate(HIDDEN, N_MAX, TARGET_SEED).images)
-    pool = embedder.embed(gen.generate(HIDDEN, N_MAX, SCENE_SEED).images)
+    # The loop's demo target at N_MAX images (scene seed target.demo.seed), embedded with it.
+    demo = load_demo(["embedder.layers=[14,21,28]", f"target.demo.n={N_MAX}"])
+    assert demo.target_embeddings is not None
+    target = demo.target_embeddings
+    pool = demo.embed_at(demo.hidden, N_MAX, demo.cfg.search.scene_seed)
     print(f"rendered and embedded 2 x {N_MAX} images in {time.perf_counter() - t0:.1f} s")
     np.savez(CACHE, target=target, pool=pool)
     return target, pool
@@ -69,8 +64,9 @@ def study(
     """One row per (B, N): target floor, exact-parameter floor, common-seed value."""
     rows: list[dict[str, object]] = []
     rng = np.random.default_rng(seed)
+    cfg = compose_run([f"score.metric={metric}"])
     for n in TARGET_SIZES:
-        scorer = CentroidScorer(metric).fit(target[:n])  # type: ignore[arg-type]
+        scorer = build_demo_scorer(cfg).fit(target[:n])
         for b in BATCHES:
             floor = scorer.noise_floor(b, splits, rng)
             exact = [

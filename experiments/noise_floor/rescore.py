@@ -14,18 +14,17 @@ parameter set; reruns add new runs).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from floor_study import HIDDEN, TARGET_SEED
 from replay import best_of, load_runs, replay
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
 from gen_loop.search.convergence import trial_noise_floor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
 
 EVAL_SEED = 4242
 EVAL_N = 64
@@ -37,30 +36,29 @@ def _key(params: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
-    scorer = CentroidScorer("zscore_l2").fit(
-        embedder.embed(gen.generate(HIDDEN, 160, TARGET_SEED).images)
-    )
+    # The yardstick, pinned whatever the defaults become: the loop's 160-image target, base
+    # weights, layer 14, zscore_l2 (fitted).
+    demo = load_demo(["embedder.weights=base", "embedder.layers=[14]", "score.metric=zscore_l2"])
+    scorer, hidden = demo.scorer, demo.hidden
+    n_target = len(demo.target.images.images)
     old = json.loads(OUT.read_text()) if OUT.exists() else {}
     cache: dict[str, float] = old.get("cache", {})
 
     def true_distance(params: dict[str, Any]) -> float:
         key = _key(params)
         if key not in cache:
-            batch = gen.generate({**HIDDEN, **params}, EVAL_N, EVAL_SEED)
-            cache[key] = scorer.score(embedder.embed(batch.images))
+            cache[key] = scorer.score(demo.embed_at({**hidden, **params}, EVAL_N, EVAL_SEED))
         return cache[key]
 
     floor = scorer.noise_floor(EVAL_N, 50, np.random.default_rng(0))
     out: dict[str, Any] = {
         "eval_seed": EVAL_SEED,
         "eval_n": EVAL_N,
-        "floor_mean": trial_noise_floor(floor.mean, floor.batch_size, 160, EVAL_N, "zscore_l2"),
+        "floor_mean": trial_noise_floor(
+            floor.mean, floor.batch_size, n_target, EVAL_N, "zscore_l2"
+        ),
         "floor_std": floor.std,
-        "exact": true_distance(HIDDEN),
+        "exact": true_distance(hidden),
         "runs": {},
     }
     for name, run in load_runs().items():

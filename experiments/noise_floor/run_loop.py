@@ -14,14 +14,14 @@ parameters and scene seed, plus wall time. Run each under ``flock /tmp/gen_loop_
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import gen_loop_command, gen_loop_env, run_gen_loop
 
 WORK = Path("/tmp/gen_loop_noise_floor")
 RESULTS = Path(__file__).resolve().parent / "results" / "loop_runs"
@@ -42,29 +42,15 @@ def main() -> None:
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists: remove it to rerun {name}")
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(
-        os.environ,
-        GEN_LOOP_CACHE=str(WORK / "cache"),
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "gen_loop",
+    env = gen_loop_env(GEN_LOOP_CACHE=str(WORK / "cache"))
+    cmd = gen_loop_command(
         "run",
         *NO_STOP,
         *overrides,
         f"hydra.run.dir={run_dir}",
         f"tracking.uri=sqlite:///{WORK / 'mlflow.db'}",
-    ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=WORK)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    )
+    summary, wall, _ = run_gen_loop(cmd, run_dir, cwd=WORK, env=env, label=name)
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = [
         {

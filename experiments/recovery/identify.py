@@ -33,26 +33,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from run import TARGET_SEED_OFFSET, hidden_draw, search_space  # this folder's run.py
+from run import TARGET_SEED_OFFSET, hidden_draw, target_overrides  # this folder's run.py
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
 from gen_loop.score.distances import feature_stats
-from gen_loop.target.demo import demo_target
-from gen_loop.target.images import load_image_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import Demo, load_demo
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-BATCH = 32
-SCENE_SEED = 0  # the search's scene seed (conf/search/tpe.yaml)
-FLOOR_SPLITS = 20  # conf/score/centroid.yaml noise_floor_splits
-TARGET_N = 160  # conf/target/demo.yaml demo.n
+FLOOR_SPLITS = 20  # conf/score/centroid.yaml noise_floor_splits when these results were made
 REPORT_STEP = 0.05  # sensitivities are given for a move of 5 % of the range
 
 
@@ -61,20 +56,24 @@ def z_vector(batch_emb: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.n
     return (batch_emb.mean(axis=0) - mean) / scale / math.sqrt(batch_emb.shape[1])
 
 
-def analyse(seed: int, step: float, gen: ProceduralGenerator, embedder: YoloEmbedder) -> dict:
-    """The identifiability numbers of hidden draw ``seed``."""
-    space = search_space()
+def draw_demo(seed: int) -> Demo:
+    """The loop's components for hidden draw ``seed`` (the target of ``run.py --seed``), its
+    scorer fitted on the target."""
+    return load_demo(target_overrides(hidden_draw(seed), TARGET_SEED_OFFSET + seed))
+
+
+def analyse(seed: int, step: float, demo: Demo) -> dict:
+    """The identifiability numbers of hidden draw ``seed`` (``demo = draw_demo(seed)``)."""
+    space = demo.ranges
     hidden = hidden_draw(seed)
-    demo = demo_target(gen, hidden, TARGET_N, TARGET_SEED_OFFSET + seed, default_cache_dir())
-    target_images = load_image_folder(demo.images_dir, (gen.width, gen.height)).images
-    target = np.asarray(embedder.embed(target_images), dtype=np.float64)
-    scorer = CentroidScorer("zscore_l2").fit(target)
-    floor = scorer.noise_floor(BATCH, FLOOR_SPLITS, np.random.default_rng(seed)).mean
+    batch, scene_seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
+    target = np.asarray(demo.target_embeddings, dtype=np.float64)
+    scorer = demo.scorer
+    floor = scorer.noise_floor(batch, FLOOR_SPLITS, np.random.default_rng(seed)).mean
     mean, scale = feature_stats(target)
 
     def embed_at(params: dict[str, float]) -> np.ndarray:
-        images = gen.generate(params, BATCH, SCENE_SEED).images
-        return np.asarray(embedder.embed(images), dtype=np.float64)
+        return np.asarray(demo.embed_at(params, batch, scene_seed), dtype=np.float64)
 
     def z_at(params: dict[str, float]) -> np.ndarray:
         return z_vector(embed_at(params), mean, scale)
@@ -104,8 +103,8 @@ def analyse(seed: int, step: float, gen: ProceduralGenerator, embedder: YoloEmbe
     shifts = []
     for _ in range(FLOOR_SPLITS):
         order = rng.permutation(len(target))
-        ref_mean, ref_scale = feature_stats(target[order[BATCH:]])
-        shifts.append(-pinv @ z_vector(target[order[:BATCH]], ref_mean, ref_scale))
+        ref_mean, ref_scale = feature_stats(target[order[batch:]])
+        shifts.append(-pinv @ z_vector(target[order[:batch]], ref_mean, ref_scale))
     spread = np.std(np.stack(shifts), axis=0, ddof=1)
     per = REPORT_STEP / floor
     return {
@@ -131,13 +130,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--step", type=float, default=0.05, help="fraction of each range")
     args = parser.parse_args()
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        res: dict[str, Any] = analyse(seed, args.step, gen, embedder)
+        res: dict[str, Any] = analyse(seed, args.step, draw_demo(seed))
         (RESULTS / f"identify_s{seed}.json").write_text(json.dumps(res, indent=1) + "\n")
         sens = ", ".join(f"{k} {v:.2f}" for k, v in res["sensitivity"].items())
         off = ", ".join(f"{k} {v:+.3f}" for k, v in res["optimum_offset"].items())

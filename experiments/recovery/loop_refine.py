@@ -16,26 +16,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 from run import (
     FLOOR_MULTIPLES,
-    REPO,
     RESULTS,
     RUNS,
     best_so_far,
     overrides,
+    run_loop,
     trial_distances,
     trials_to_reach,
+    write_result,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import gen_loop_command
 
 OUT = Path(__file__).resolve().parent / "loop_refine"
 IDENTIFIABLE = ("color_temp_k", "red_std_scale", "exposure_ev", "contrast", "fisheye")
@@ -50,17 +51,8 @@ def run_one(seed: int, after: int) -> dict[str, Any]:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     extra = ["search.refine.method=lsq", f"search.refine.after={after}"]
     base = [o for o in overrides("tpe", seed, run_dir) if not o.startswith("search.refine.")]
-    cmd = [sys.executable, "-m", "gen_loop", "run", *base, *extra]
-    env = dict(
-        os.environ, NO_ALBUMENTATIONS_UPDATE="1", YOLO_OFFLINE="1", MLFLOW_DISABLE_TELEMETRY="true"
-    )
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    (run_dir / "stdout.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    if proc.returncode != 0:
-        raise SystemExit(f"seed {seed} failed, see {run_dir}/stdout.log:\n{proc.stderr[-3000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    cmd = gen_loop_command("run", *base, *extra)
+    summary, wall, stdout = run_loop(cmd, run_dir, f"{name} seed {seed}")
     distances = trial_distances(run_dir)
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     stages = [t.user_attrs.get("stage") for t in sorted(study.trials, key=lambda t: t.number)]
@@ -81,7 +73,7 @@ def run_one(seed: int, after: int) -> dict[str, Any]:
         "trials_to_floor": {f"{k:g}": trials_to_reach(curve, k * floor) for k in FLOOR_MULTIPLES},
         "distances": distances,
         "stages": stages,
-        "refinement_log": [ln for ln in proc.stdout.splitlines() if ln.startswith("refine")],
+        "refinement_log": [ln for ln in stdout.splitlines() if ln.startswith("refine")],
         "stop_reason": summary["stop_reason"],
         "search_s": summary["timings_s"].get("search_s"),
         "wall_s": wall,
@@ -181,16 +173,11 @@ def main() -> None:
     if args.seed is None:
         parser.error("--seed is required (or --table)")
     result = run_one(args.seed, args.after)
-    OUT.mkdir(parents=True, exist_ok=True)
-    out = OUT / f"{result['sampler']}_s{args.seed}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    to = result["trials_to_floor"]
-    print(
+    write_result(
+        result,
+        OUT / f"{result['sampler']}_s{args.seed}.json",
         f"{result['sampler']} seed {args.seed}: best {result['best_over_floor']:.2f} x floor "
-        f"(trial {result['best_trial']}, {result['best_stage']}), trials to 1/1.5/2/3 x floor "
-        f"{to['1']}/{to['1.5']}/{to['2']}/{to['3']}, {result['wall_s']:.0f} s -> "
-        f"{out.relative_to(REPO)}",
-        flush=True,
+        f"(trial {result['best_trial']}, {result['best_stage']})",
     )
 
 

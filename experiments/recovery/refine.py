@@ -27,35 +27,32 @@ import argparse
 import contextlib
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from omegaconf import OmegaConf
 from run import (
     FLOOR_MULTIPLES,
     N_TRIALS,
-    REPO,
     RESULTS,
     RUNS,
     best_so_far,
+    target_overrides,
     trial_distances,
     trials_to_reach,
+    write_result,
 )
 
-from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.embedder import YoloEmbedder, shipped_base_weights
-from gen_loop.generator import ProceduralGenerator
-from gen_loop.score import CentroidScorer
 from gen_loop.score.distances import feature_stats
-from gen_loop.target.demo import demo_target
-from gen_loop.target.images import load_image_folder
 
-BATCH = 32
-SCENE_SEED = 0
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
+
 FLOOR_SPLITS = 20
 
 
@@ -150,29 +147,22 @@ def main() -> None:
     args = parser.parse_args()
     clock = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    configure_offline(default_cache_dir())
-    configure_ultralytics()
     tpe = json.loads((RESULTS / f"tpe_s{args.seed}.json").read_text())
     hidden = tpe["hidden_params"]
-    space = OmegaConf.load(REPO / "conf" / "search" / "tpe.yaml")["space"]
+    # The loop run's components: its target (scorer fitted on it), space, batch, scene seed.
+    demo = load_demo(target_overrides(hidden, tpe["target_seed"]))
     dists = {
-        k: optuna.distributions.FloatDistribution(float(v["low"]), float(v["high"]))
-        for k, v in space.items()
+        k: optuna.distributions.FloatDistribution(low, high)
+        for k, (low, high) in demo.ranges.items()
     }
-    base = dict(OmegaConf.to_container(OmegaConf.load(REPO / "conf/generator/procedural.yaml")))
-    base = base["params"]
-
-    gen = ProceduralGenerator(256, 256)
-    embedder = YoloEmbedder("yolov7-tiny", shipped_base_weights(), [14], 256, "cpu")
-    demo = demo_target(gen, hidden, 160, tpe["target_seed"], default_cache_dir())
-    target = embedder.embed(load_image_folder(demo.images_dir, (256, 256)).images)
-    scorer = CentroidScorer("zscore_l2").fit(target)
-    own_floor = scorer.noise_floor(BATCH, FLOOR_SPLITS, np.random.default_rng(args.seed)).mean
+    batch_size, scene_seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
+    target = demo.target_embeddings
+    scorer = demo.scorer
+    own_floor = scorer.noise_floor(batch_size, FLOOR_SPLITS, np.random.default_rng(args.seed)).mean
     floor = tpe["noise_floor"]  # the loop's floor: the arms are judged against the same yardstick
 
     def embed(params: dict[str, float]) -> np.ndarray:
-        batch = gen.generate({**base, **params}, BATCH, SCENE_SEED)
-        return np.asarray(embedder.embed(batch.images), dtype=np.float64)
+        return np.asarray(demo.embed_at(params, batch_size, scene_seed), dtype=np.float64)
 
     def distance(params: dict[str, float]) -> float:
         return scorer.score(embed(params))
@@ -238,14 +228,11 @@ def main() -> None:
         "command": f"experiments/recovery/refine.py --seed {args.seed} --stage1 {args.stage1} "
         f"--method {args.method} --sigma0 {args.sigma0} --diff-step {args.diff_step}",
     }
-    out = RESULTS / f"{name}_s{args.seed}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    to = result["trials_to_floor"]
-    print(
-        f"{name} seed {args.seed}: best {best / floor:.2f} x floor (stage 1: {stored / floor:.2f})"
-        f", trials to 1/1.5/2/3 x floor {to['1']}/{to['1.5']}/{to['2']}/{to['3']}, "
-        f"{result['wall_s']:.0f} s -> {out.relative_to(REPO)}",
-        flush=True,
+    write_result(
+        result,
+        RESULTS / f"{name}_s{args.seed}.json",
+        f"{name} seed {args.seed}: best {best / floor:.2f} x floor "
+        f"(stage 1: {stored / floor:.2f})",
     )
 
 

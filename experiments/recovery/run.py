@@ -20,18 +20,18 @@ trials to k x noise floor, per-parameter recovery error) go to
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import compose_run, gen_loop_command, run_gen_loop
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -45,10 +45,12 @@ CENTRAL = (0.2, 0.8)  # hidden values are drawn in this fraction of each range
 FLOOR_MULTIPLES = (1.0, 1.5, 2.0, 3.0)
 
 
+@functools.cache
 def search_space() -> dict[str, tuple[float, float]]:
-    """The searched parameters and their ranges, from conf/search/tpe.yaml (in file order)."""
-    space = OmegaConf.load(REPO / "conf" / "search" / "tpe.yaml")["space"]
-    return {str(k): (float(v["low"]), float(v["high"])) for k, v in space.items()}
+    """The searched parameters and their ranges, from the composed config (``search=tpe``,
+    conf/search/tpe.yaml, in file order)."""
+    space = compose_run(["search=tpe"]).search.space
+    return {str(k): (float(v.low), float(v.high)) for k, v in space.items()}  # type: ignore[arg-type]
 
 
 def hidden_draw(seed: int) -> dict[str, float]:
@@ -61,9 +63,16 @@ def hidden_draw(seed: int) -> dict[str, float]:
     return draw
 
 
+def target_overrides(hidden: dict[str, float], target_seed: int) -> list[str]:
+    """The Hydra overrides that make the demo target of hidden parameters ``hidden``."""
+    return [
+        f"target.demo.seed={target_seed}",
+        *[f"target.demo.params.{k}={v}" for k, v in hidden.items()],
+    ]
+
+
 def overrides(sampler: str, seed: int, run_dir: Path) -> list[str]:
     """The Hydra overrides of one benchmark run."""
-    target = [f"target.demo.params.{k}={v}" for k, v in hidden_draw(seed).items()]
     return [
         f"search={sampler}",
         f"search.seed={seed}",
@@ -75,8 +84,7 @@ def overrides(sampler: str, seed: int, run_dir: Path) -> list[str]:
         "tracking.trial_images=0",
         "search.refine.method=none",  # the sampler alone (loop_refine.py runs the refinement)
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
-        f"target.demo.seed={TARGET_SEED_OFFSET + seed}",
-        *target,
+        *target_overrides(hidden_draw(seed), TARGET_SEED_OFFSET + seed),
         f"hydra.run.dir={run_dir}",
     ]
 
@@ -115,30 +123,33 @@ def trial_distances(run_dir: Path) -> list[float | None]:
     ]
 
 
+def run_loop(cmd: list[str], run_dir: Path, label: str) -> tuple[dict[str, Any], float, str]:
+    """Run ``cmd`` (a ``gen_loop run`` into ``run_dir``) from the repository, its output kept
+    in ``run_dir/stdout.log``; its summary, wall time and stdout, or exit naming ``label``."""
+    return run_gen_loop(cmd, run_dir, cwd=REPO, label=label, keep_log=True)
+
+
+def write_result(result: dict[str, Any], out: Path, headline: str) -> None:
+    """Write one arm's ``result`` to ``out`` and print ``headline``, the trials it took to
+    reach 1/1.5/2/3 x the noise floor and its wall time on one line."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    to = result["trials_to_floor"]
+    print(
+        f"{headline}, trials to 1/1.5/2/3 x floor {to['1']}/{to['1.5']}/{to['2']}/{to['3']}, "
+        f"{result['wall_s']:.0f} s -> {out.relative_to(REPO)}",
+        flush=True,
+    )
+
+
 def run_one(sampler: str, seed: int) -> dict[str, Any]:
     """Run the loop once and reduce it to the benchmark's results."""
     run_dir = RUNS / f"{sampler}_s{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh study, not a resumed one
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "gen_loop", "run", *overrides(sampler, seed, run_dir)]
-    env = dict(
-        os.environ,
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    (run_dir / "stdout.log").parent.mkdir(parents=True, exist_ok=True)
-    (run_dir / "stdout.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"{sampler} seed {seed} failed (rc {proc.returncode}), log in {run_dir}/stdout.log:\n"
-            f"{proc.stderr[-3000:]}"
-        )
-    summary = json.loads((run_dir / "summary.json").read_text())
+    cmd = gen_loop_command("run", *overrides(sampler, seed, run_dir))
+    summary, wall, _ = run_loop(cmd, run_dir, f"{sampler} seed {seed}")
     distances = trial_distances(run_dir)
     curve = best_so_far(distances)
     floor = float(summary["noise_floor"]["mean"])
@@ -179,16 +190,11 @@ def main() -> None:
     if args.sampler is None or args.seed is None:
         parser.error("--sampler and --seed are required (or --print-draws)")
     result = run_one(args.sampler, args.seed)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{args.sampler}_s{args.seed}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    to = result["trials_to_floor"]
-    print(
+    write_result(
+        result,
+        RESULTS / f"{args.sampler}_s{args.seed}.json",
         f"{args.sampler} seed {args.seed}: best {result['best_distance']:.3f} = "
-        f"{result['best_over_floor']:.2f} x floor {result['noise_floor']:.3f}, trials to "
-        f"1/1.5/2/3 x floor {to['1']}/{to['1.5']}/{to['2']}/{to['3']}, "
-        f"{result['wall_s']:.0f} s -> {out.relative_to(REPO)}",
-        flush=True,
+        f"{result['best_over_floor']:.2f} x floor {result['noise_floor']:.3f}",
     )
 
 

@@ -36,7 +36,6 @@ file (``--out``) and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import statistics
@@ -47,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import build_demo_embedder, compose_run, write_json
 
 LAYER = 14  # the loop's default embedding layer (conf/embedder/yolov7_tiny.yaml)
 
@@ -94,20 +96,22 @@ def build_paths(
     the bare path's preprocessing (timed on its own) and the torch device."""
     import torch
 
-    from gen_loop.embedder.weights import build_model, shipped_base_weights
-    from gen_loop.embedder.yolo import YoloEmbedder
+    from gen_loop.embedder.weights import build_model
 
-    weights = shipped_base_weights()
-    embedder = YoloEmbedder(
-        "yolov7-tiny",
-        weights,
-        [args.layer],
-        args.imgsz,
-        device=args.device,
-        batch_size=args.batch,
-        half=args.half,
+    # The loop's embedder as `run` builds it (conf/embedder/yolov7_tiny.yaml, base weights).
+    cfg = compose_run(
+        [
+            f"embedder.layers=[{args.layer}]",
+            f"embedder.imgsz={args.imgsz}",
+            f"embedder.device={args.device}",
+            f"embedder.batch_size={args.batch}",
+            f"embedder.half={str(args.half).lower()}",
+        ]
     )
-    device = embedder.device
+    embedder, weights = build_demo_embedder(cfg)
+    if weights is None:
+        raise SystemExit("bench_embed.py needs a checkpoint: embedder.weights is random")
+    device = embedder.device  # type: ignore[attr-defined]
     dtype = torch.float16 if args.half else torch.float32
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
 
@@ -260,9 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     for name, value in result["ratios"].items():
         print(f"  {name:18s} {value:.3f}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     return result
 
 

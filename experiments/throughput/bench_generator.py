@@ -16,21 +16,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-DEMO_CAMERA = {
-    "color_temp_k": 4300.0,
-    "red_std_scale": 0.7,
-    "exposure_ev": 0.4,
-    "contrast": 1.15,
-    "vignetting": 0.45,
-    "fisheye": 0.55,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import compose_run, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     configure_offline()
     from gen_loop.generator import ProceduralGenerator
 
-    cameras = {"default": {}, "demo": DEMO_CAMERA}
+    cameras = {"default": {}, "demo": dict(compose_run().target.demo.params)}  # demo camera
     generator = ProceduralGenerator(args.size, args.size)
     for params in cameras.values():  # warm-up: imports, albumentations set-up
         generator.generate(params, 2, args.seed + 1)
@@ -116,9 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"      {row['own_s']:7.3f} s own {row['cum_s']:7.3f} s cum "
                 f"{row['calls']:6d}x {row['function']}"
             )
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     return result
 
 
