@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from gen_loop.config import RunConfig
+from gen_loop.config import (
+    CentroidMetric,
+    RefineMethod,
+    RunConfig,
+    Sampler,
+    SceneSeeds,
+    SelectionMethod,
+)
 from gen_loop.config.validate import check_run_config
 from gen_loop.errors import ConfigError
 from gen_loop.loop.components import build_generator
@@ -52,12 +63,9 @@ def test_demo_target_differs_from_the_generator_defaults_in_every_searched_param
     [
         ("search.n_trials=0", "search.n_trials"),
         ("search.batch_size=1", "search.batch_size"),
-        ("score.metric=bogus", "score.metric"),
-        ("search.sampler=bogus", "search.sampler"),
         ("embedder.device=gpu7", "embedder.device"),
         ("finetune.device=cuda:x", "finetune.device"),
         ("selection.quantile=0", "selection.quantile"),
-        ("selection.method=bogus", "selection.method"),
         ("finetune.val_fraction=1", "finetune.val_fraction"),
         ("embedder.imgsz=100", "embedder.imgsz"),
     ],
@@ -70,6 +78,70 @@ def test_bad_value_is_a_config_error_naming_its_key(
         check_run_config(cfg)
     assert info.value.key == key
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "choices"),
+    [
+        ("score.metric=bogus", "score.metric", CentroidMetric),
+        ("search.sampler=bogus", "search.sampler", Sampler),
+        ("search.scene_seeds=bogus", "search.scene_seeds", SceneSeeds),
+        ("search.refine.method=newton", "search.refine.method", RefineMethod),
+        ("selection.method=bogus", "selection.method", SelectionMethod),
+    ],
+)
+def test_bad_choice_fails_at_composition_naming_its_key_and_the_choices(
+    compose_run: Compose, override: str, key: str, choices: type[Enum]
+) -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_run(["debug=smoke", override])
+    message = str(info.value.__cause__)
+    assert f"full_key: {key}" in message
+    assert f"expected one of [{', '.join(m.value for m in choices)}]" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "key"),
+    [
+        ("search", "sampler", "search.sampler"),
+        ("search", "scene_seeds", "search.scene_seeds"),
+        ("selection", "method", "selection.method"),
+    ],
+)
+def test_bad_choice_in_a_config_built_in_python_is_a_config_error(
+    compose_run: Compose, section: str, field: str, key: str
+) -> None:
+    cfg = compose_run(["debug=smoke"])
+    setattr(cfg, section, dataclasses.replace(getattr(cfg, section), **{field: "bogus"}))
+    with pytest.raises(ConfigError) as info:
+        check_run_config(cfg)
+    assert info.value.key == key
+
+
+def test_choices_read_as_plain_strings(compose_run: Compose) -> None:
+    """Enum choices compare, print, dump (config.yaml) and log (MLflow params) as "tpe"."""
+    cfg = compose_run(["debug=smoke", "search=gp"])
+    assert cfg.search.sampler == "gp" and cfg.search.sampler is Sampler.gp
+    assert (f"{cfg.search.sampler}", str(cfg.selection.method)) == ("gp", "camera")
+    dumped = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    assert "sampler: gp\n" in dumped and "method: camera\n" in dumped
+    assert "metric: zscore_l2\n" in dumped
+    params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
+    assert isinstance(params, dict)
+    assert params["search"]["sampler"] == "gp" and type(params["search"]["sampler"]) is str
+    assert params["search"]["refine"]["method"] == "auto"
+
+
+def test_every_choice_enum_is_what_the_code_implements() -> None:
+    from gen_loop.loop.trial import SCENE_SEED_MODES
+    from gen_loop.search.refine import REFINE_METHODS
+    from gen_loop.search.study import REGISTRY
+    from gen_loop.selection.select import SELECTION_METHODS
+
+    assert set(REGISTRY) == set(Sampler)
+    assert tuple(m.value for m in SceneSeeds) == SCENE_SEED_MODES
+    assert tuple(m.value for m in RefineMethod) == REFINE_METHODS
+    assert tuple(m.value for m in SelectionMethod) == SELECTION_METHODS
 
 
 def test_missing_paths_are_config_errors(compose_run: Compose, tmp_path: Path) -> None:

@@ -8,14 +8,27 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hydra.errors import ConfigCompositionException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gen_loop.config import RunConfig
+from gen_loop.config import (
+    CentroidMetric,
+    CentroidScoreConfig,
+    FrechetScoreConfig,
+    Kernel,
+    KIDScoreConfig,
+    MMDScoreConfig,
+    PRDCScoreConfig,
+    RunConfig,
+)
+from gen_loop.config.validate import _check_score as check_run_config_score
 from gen_loop.config.validate import check_run_config
 from gen_loop.errors import ConfigError
 from gen_loop.loop.components import build_scorer
 from gen_loop.score import (
+    KERNELS,
+    METRICS,
     SCORE_METRICS,
     CentroidScorer,
     FrechetScorer,
@@ -23,6 +36,7 @@ from gen_loop.score import (
     PRDCScorer,
     Scorer,
 )
+from gen_loop.score.scorer import _StandardisedScorer
 
 Compose = Callable[[list[str]], RunConfig]
 PROPERTY = settings(
@@ -157,46 +171,129 @@ def test_default_scorer_is_unchanged(compose_run: Compose) -> None:
 
 
 def test_settings_reach_the_scorer(compose_run: Compose) -> None:
-    cfg = compose_run(
-        ["score=mmd", "score.bandwidth=2.5", "score.kernel=rbf", "score.k_neighbours=3"]
-    )
+    cfg = compose_run(["score=mmd", "score.bandwidth=2.5", "score.kernel=poly"])
     scorer = build_scorer(cfg.score)
-    assert isinstance(scorer, MMDScorer) and scorer.bandwidth == 2.5
+    assert isinstance(scorer, MMDScorer)
+    assert (scorer.kernel_name, scorer.bandwidth) == ("poly", 2.5)
+    assert type(scorer.kernel_name) is str  # the plain value, not the config's enum member
     cfg = compose_run(["score=frechet", "score.shrinkage=0.25"])
     frechet = build_scorer(cfg.score)
     assert isinstance(frechet, FrechetScorer) and frechet.shrinkage == 0.25
+    prdc = build_scorer(compose_run(["score=prdc", "score.k_neighbours=3"]).score)
+    assert isinstance(prdc, PRDCScorer) and prdc.k == 3
+    centroid = build_scorer(compose_run(["score.metric=cosine"]).score)
+    assert isinstance(centroid, CentroidScorer) and centroid.metric == "cosine"
 
 
 @pytest.mark.parametrize(
-    ("override", "key"),
+    ("option", "schema"),
     [
-        ("score.metric=mahalanobis", "score.metric"),
-        ("score.kernel=laplace", "score.kernel"),
-        ("score.shrinkage=1.5", "score.shrinkage"),
-        ("score.bandwidth=0", "score.bandwidth"),
-        ("score.k_neighbours=0", "score.k_neighbours"),
+        ("centroid", CentroidScoreConfig),
+        ("frechet", FrechetScoreConfig),
+        ("mmd", MMDScoreConfig),
+        ("kid", KIDScoreConfig),
+        ("prdc", PRDCScoreConfig),
+    ],
+)
+def test_each_score_option_is_its_schema(compose_run: Compose, option: str, schema: type) -> None:
+    """conf/score/*.yaml hold nothing but their schema (the dataclass holds the defaults)."""
+    assert compose_run([f"score={option}"]).score == schema()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["score=frechet", "score.shrinkage=1.5"], "score.shrinkage"),
+        (["score=mmd", "score.bandwidth=0"], "score.bandwidth"),
+        (["score=kid", "score.bandwidth=-1"], "score.bandwidth"),
+        (["score=prdc", "score.k_neighbours=0"], "score.k_neighbours"),
+        (["score=frechet", "score.metric=l2"], "score.metric"),  # fixed by the option
     ],
 )
 def test_bad_score_settings_are_config_errors(
-    compose_run: Compose, override: str, key: str
+    compose_run: Compose, overrides: list[str], key: str
 ) -> None:
-    cfg = compose_run(["debug=smoke", override])
+    cfg = compose_run(["debug=smoke", *overrides])
     with pytest.raises(ConfigError) as info:
         check_run_config(cfg)
     assert info.value.key == key
+    if key != "score.metric":  # the scorer's own check names the key as well
+        with pytest.raises(ConfigError) as built:
+            build_scorer(cfg.score)
+        assert built.value.key == key
 
 
-def test_build_scorer_names_the_metric_key(compose_run: Compose) -> None:
-    cfg = compose_run(["score.metric=mahalanobis"])
+@pytest.mark.parametrize(
+    ("overrides", "key", "named"),
+    [
+        (["score.metric=mahalanobis"], "score.metric", ["zscore_l2", "l2", "cosine"]),
+        (["score=mmd", "score.kernel=laplace"], "score.kernel", ["rbf", "poly"]),
+        (["score.kernel=rbf"], "score.kernel", ["CentroidScoreConfig"]),  # not a centroid key
+        (["score=mmd", "score.k_neighbours=3"], "score.k_neighbours", ["MMDScoreConfig"]),
+    ],
+)
+def test_bad_score_keys_and_choices_fail_at_composition(
+    compose_run: Compose, overrides: list[str], key: str, named: list[str]
+) -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_run(["debug=smoke", *overrides])
+    message = str(info.value.__cause__)
+    assert f"full_key: {key}" in message
+    assert all(word in message for word in named), message
+
+
+def test_build_scorer_names_the_key_of_a_config_built_in_python() -> None:
+    bad = CentroidScoreConfig(metric="mahalanobis")  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as info:
-        build_scorer(cfg.score)
+        build_scorer(bad)
     assert info.value.key == "score.metric"
-    assert all(m in str(info.value) for m in SCORE_METRICS)
+    assert all(m in str(info.value) for m in METRICS)
+    with pytest.raises(ConfigError) as checked:
+        check_run_config_score(bad)
+    assert checked.value.key == "score.metric"
 
 
-def test_validation_knows_every_scorer() -> None:
-    from gen_loop.config import validate
-    from gen_loop.score import KERNELS
+def test_schema_choices_are_the_scorers_choices() -> None:
+    assert tuple(m.value for m in CentroidMetric) == METRICS
+    assert tuple(m.value for m in Kernel) == KERNELS
+    fixed = [s().metric for s in (FrechetScoreConfig, MMDScoreConfig, PRDCScoreConfig)]
+    assert (*METRICS, *fixed) == SCORE_METRICS
+    assert KIDScoreConfig().metric == "mmd"
 
-    assert validate._METRICS == SCORE_METRICS
-    assert validate._KERNELS == KERNELS
+
+@pytest.mark.parametrize(
+    ("scorer", "has_residual"),
+    [
+        (CentroidScorer("zscore_l2"), True),
+        (CentroidScorer("l2"), True),
+        (CentroidScorer("cosine"), False),
+        *((FACTORIES[name](), False) for name in NAMES),
+    ],
+    ids=repr,
+)
+def test_has_residual_is_asked_of_the_scorer(scorer: Scorer, has_residual: bool) -> None:
+    target, _, _ = _target(5)
+    scorer.fit(target)
+    assert scorer.has_residual is has_residual
+    batch = target[:8] + 0.5
+    if has_residual:
+        assert np.linalg.norm(scorer.residual(batch)) == pytest.approx(scorer.score(batch))
+    else:
+        with pytest.raises(ValueError, match="no residual"):
+            scorer.residual(batch)
+
+
+def test_centroid_scorer_shares_the_standardised_base() -> None:
+    """zscore_l2 z-scores exactly as the distribution scorers do; l2 and cosine stay raw."""
+    target = _target(6)[0]
+    batch = target[:10] * 1.1 + 0.2
+    z = CentroidScorer("zscore_l2").fit(target)
+    f = FrechetScorer().fit(target)
+    assert isinstance(z, _StandardisedScorer) and z.standardise
+    np.testing.assert_array_equal(z._z(batch), f._z(batch))
+    raw = CentroidScorer("l2").fit(target)
+    assert not raw.standardise
+    np.testing.assert_array_equal(raw._z(batch), batch)
+    assert raw.score(batch) == pytest.approx(
+        float(np.linalg.norm(batch.mean(0) - target.mean(0))), rel=1e-12
+    )

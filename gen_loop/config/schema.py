@@ -1,15 +1,83 @@
 """Structured configs: one dataclass per option of each config group.
 
-YAML files under ``conf/`` fill in values; ``MISSING`` marks what the user must give. Kept
-free of ``from __future__ import annotations`` and of ``X | None``: OmegaConf reads these
-annotations at run time and understands ``Optional``.
+YAML files under ``conf/`` hold only what differs from these defaults; ``MISSING`` marks what
+the user must give. Kept free of ``from __future__ import annotations`` and of ``X | None``:
+OmegaConf reads these annotations at run time and understands ``Optional``.
+
+A field with a fixed set of values is a :class:`Choice` enum: composition rejects any other
+value with a message naming the key and the valid values, and the enum is the one list of
+those values (the code that implements them is checked against it in the tests).
 """
 
 # ruff: noqa: UP045
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """A config value out of a fixed set: equal to, printed and formatted as its plain string
+    (``Sampler.tpe == "tpe"``, ``f"{Sampler.tpe}" == "tpe"``); member names equal values, since
+    OmegaConf converts a YAML or command-line string to the member of that name."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class CentroidMetric(Choice):
+    """``score.metric`` of ``score=centroid`` (``gen_loop.score.CentroidScorer``)."""
+
+    zscore_l2 = "zscore_l2"
+    l2 = "l2"
+    cosine = "cosine"
+
+
+class Kernel(Choice):
+    """``score.kernel`` of ``score=mmd`` / ``score=kid`` (``gen_loop.score.MMDScorer``)."""
+
+    rbf = "rbf"
+    poly = "poly"  # the KID kernel (x.y/D + 1)^3
+
+
+class Sampler(Choice):
+    """``search.sampler`` (``gen_loop.search.study.REGISTRY``)."""
+
+    tpe = "tpe"
+    gp = "gp"
+    random = "random"
+    qmc = "qmc"
+
+
+class SceneSeeds(Choice):
+    """``search.scene_seeds``: ``common``: every trial renders ``search.scene_seed``;
+    ``fresh``: each trial its own scenes (a seed derived from ``scene_seed`` and the trial
+    number, recorded as the trial's ``scene_seed``)."""
+
+    common = "common"
+    fresh = "fresh"
+
+
+class RefineMethod(Choice):
+    """``search.refine.method`` (``gen_loop.search.refine``)."""
+
+    none = "none"
+    lsq = "lsq"
+    auto = "auto"
+
+
+class SelectionMethod(Choice):
+    """``selection.method``: ``quantile`` and ``topk`` threshold one camera's pool
+    (``gen_loop.selection.select_closest``); ``camera`` keeps, per scene, the closest of the
+    best trials' renderings (``gen_loop.selection.closest_camera``)."""
+
+    quantile = "quantile"
+    topk = "topk"
+    camera = "camera"
 
 
 @dataclass
@@ -79,18 +147,70 @@ class EmbedderConfig:
 
 @dataclass
 class ScoreConfig:
-    """How a batch is scored against the target."""
+    """How a batch is scored against the target: one subclass per option of the ``score``
+    group, its ``_target_`` the :class:`~gen_loop.score.Scorer` it builds.
 
-    metric: str = "zscore_l2"  # zscore_l2 | l2 | cosine | frechet | mmd | prdc
-    noise_floor_splits: int = 20
-    # frechet: covariance shrinkage in [0, 1]; null = Ledoit-Wolf (chosen from the data).
+    Every option has ``metric`` (the distance's name, read by the loop and its records: a
+    choice on ``centroid``, fixed by the option on the others) and ``noise_floor_splits`` (the
+    loop's, for the noise floor). Every other field, and every field not in ``loop_fields``,
+    is a constructor argument of ``_target_`` (see ``gen_loop.loop.components.build_scorer``).
+    """
+
+    _target_: str = MISSING
+    # 20 splits: the floor estimate varies +-7 % with the seed; 200: +-2 %.
+    noise_floor_splits: int = 200
+    # Fields the loop reads that are not constructor arguments of `_target_` (a ClassVar: not
+    # a config key).
+    loop_fields: ClassVar[tuple[str, ...]] = ("metric", "noise_floor_splits")
+    if TYPE_CHECKING:  # declared by each option (a choice on centroid, fixed on the others)
+        metric: str = ""
+
+
+@dataclass
+class CentroidScoreConfig(ScoreConfig):
+    """``score=centroid``: distance between the batch's and the target's centroids."""
+
+    _target_: str = "gen_loop.score.CentroidScorer"
+    metric: CentroidMetric = CentroidMetric.zscore_l2
+    loop_fields: ClassVar[tuple[str, ...]] = ("noise_floor_splits",)
+
+
+@dataclass
+class FrechetScoreConfig(ScoreConfig):
+    """``score=frechet``: Fréchet distance between Gaussian fits of the z-scored sets."""
+
+    _target_: str = "gen_loop.score.FrechetScorer"
+    metric: str = "frechet"  # fixed: the option is the choice
+    # Covariance shrinkage in [0, 1]; null = Ledoit-Wolf (chosen from the data).
     shrinkage: Optional[float] = None
-    # mmd: kernel rbf | poly (poly = the KID kernel (x.y/D + 1)^3); rbf bandwidth (sigma, in
-    # target z-score units); null = median of the target's pairwise distances, fixed at fit.
-    kernel: str = "rbf"
+
+
+@dataclass
+class MMDScoreConfig(ScoreConfig):
+    """``score=mmd``: kernel MMD between the z-scored sets."""
+
+    _target_: str = "gen_loop.score.MMDScorer"
+    metric: str = "mmd"  # fixed: the option is the choice
+    kernel: Kernel = Kernel.rbf
+    # RBF bandwidth (sigma, in target z-score units); null = median of the target's pairwise
+    # distances, fixed at fit.
     bandwidth: Optional[float] = None
-    # prdc: neighbour rank k of the target's k-NN radii.
-    k_neighbours: int = 5
+
+
+@dataclass
+class KIDScoreConfig(MMDScoreConfig):
+    """``score=kid``: the MMD scorer with the KID kernel ``(x.y/D + 1)^3``."""
+
+    kernel: Kernel = Kernel.poly
+
+
+@dataclass
+class PRDCScoreConfig(ScoreConfig):
+    """``score=prdc``: ``1 - coverage`` of the target's k-NN manifold by the batch."""
+
+    _target_: str = "gen_loop.score.PRDCScorer"
+    metric: str = "prdc"  # fixed: the option is the choice
+    k_neighbours: int = 5  # neighbour rank k of the target's k-NN radii
 
 
 @dataclass
@@ -113,10 +233,11 @@ class RefineConfig:
     """A least-squares refinement stage after the sampler (gen_loop/search/refine.py)."""
 
     # none | lsq: scipy's bounded trust-region least squares on the scorer's residual vector
-    # (centroid metrics zscore_l2 / l2), every evaluation a trial of the study | auto: lsq
-    # when score.metric has a residual vector, else none. TPE 50 + lsq reached the noise floor
-    # on 5/5 recovery draws, TPE alone on 0/5 (experiments/recovery/LOOP_REFINE.md).
-    method: str = "auto"
+    # (a scorer whose has_residual is true: centroid zscore_l2 / l2), every evaluation a trial
+    # of the study | auto: lsq when the scorer has a residual vector, else none. TPE 50 + lsq
+    # reached the noise floor on 5/5 recovery draws, TPE alone on 0/5
+    # (experiments/recovery/LOOP_REFINE.md).
+    method: RefineMethod = RefineMethod.auto
     after: int = 50  # switch from the sampler to the refinement after this many finished trials
     diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
 
@@ -125,15 +246,13 @@ class RefineConfig:
 class SearchConfig:
     """Optuna ask/tell search and the convergence rule."""
 
-    sampler: str = "tpe"  # tpe | random | qmc
+    sampler: Sampler = Sampler.tpe
     n_trials: int = 100
     timeout_s: Optional[float] = None
     batch_size: int = 32
     seed: int = 0
     scene_seed: int = 0  # every trial renders these scenes (common random numbers)
-    # common: every trial renders scene_seed; fresh: each trial its own scenes (a seed derived
-    # from scene_seed and the trial number, recorded as the trial's scene_seed).
-    scene_seeds: str = "common"
+    scene_seeds: SceneSeeds = SceneSeeds.common  # common | fresh (see SceneSeeds)
     n_startup_trials: int = 10
     multivariate: bool = True
     study_name: str = "gen_loop"
@@ -191,7 +310,7 @@ class SelectionConfig:
 
     pool_size: int = 256
     pool_seed: int = 1  # fresh scenes, not the search's scene seeds
-    method: str = "quantile"  # quantile | topk
+    method: SelectionMethod = SelectionMethod.quantile  # quantile | topk | camera
     quantile: float = 0.9  # keep samples closer than this quantile of the target's own
     top_k: int = 128
     # camera: render each of pool_size scenes with the pool_trials best trials' parameters and

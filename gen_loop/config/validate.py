@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from enum import Enum
 from pathlib import Path
 
-from gen_loop.config.schema import EmbedderConfig, RunConfig
+from gen_loop.config.schema import (
+    CentroidMetric,
+    CentroidScoreConfig,
+    EmbedderConfig,
+    FrechetScoreConfig,
+    Kernel,
+    MMDScoreConfig,
+    PRDCScoreConfig,
+    RefineMethod,
+    RunConfig,
+    Sampler,
+    SceneSeeds,
+    ScoreConfig,
+    SelectionMethod,
+)
 from gen_loop.errors import ConfigError
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-_METRICS = ("zscore_l2", "l2", "cosine", "frechet", "mmd", "prdc")  # score.SCORE_METRICS
-_KERNELS = ("rbf", "poly")
-_SAMPLERS = ("tpe", "gp", "random", "qmc")
-_SELECTION = ("quantile", "topk", "camera")
-_SCENE_SEEDS = ("common", "fresh")  # gen_loop.loop.trial.SCENE_SEED_MODES
-_REFINE = ("none", "lsq", "auto")  # gen_loop.search.refine.REFINE_METHODS
-_RESIDUAL_METRICS = ("zscore_l2", "l2")  # CentroidScorer.residual
 
 
 def check_device(key: str, device: str) -> None:
@@ -54,27 +63,19 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("search.n_trials", s.n_trials)
     if s.batch_size < 2:
         raise ConfigError("search.batch_size", f"{s.batch_size}: needs at least 2 images")
-    _choice("search.sampler", s.sampler, _SAMPLERS)
+    _choice("search.sampler", s.sampler, Sampler)
     if s.n_startup_trials < 0:
         raise ConfigError("search.n_startup_trials", "must be >= 0")
-    _choice("search.scene_seeds", s.scene_seeds, _SCENE_SEEDS)
+    _choice("search.scene_seeds", s.scene_seeds, SceneSeeds)
     _positive("search.floor_factor", s.floor_factor)
     _positive("search.patience", s.patience)
     _positive("search.max_consecutive_failures", s.max_consecutive_failures)
     if s.timeout_s is not None:
         _positive("search.timeout_s", s.timeout_s)
+    _check_score(cfg.score)
     _check_refine(cfg)
-    _choice("score.metric", cfg.score.metric, _METRICS)
-    _positive("score.noise_floor_splits", cfg.score.noise_floor_splits)
-    sc = cfg.score
-    _choice("score.kernel", sc.kernel, _KERNELS)
-    if sc.shrinkage is not None and not 0.0 <= sc.shrinkage <= 1.0:
-        raise ConfigError("score.shrinkage", f"{sc.shrinkage} must be in [0, 1] or null")
-    if sc.bandwidth is not None:
-        _positive("score.bandwidth", sc.bandwidth)
-    _positive("score.k_neighbours", sc.k_neighbours)
     sel = cfg.selection
-    _choice("selection.method", sel.method, _SELECTION)
+    _choice("selection.method", sel.method, SelectionMethod)
     _positive("selection.pool_size", sel.pool_size)
     _positive("selection.top_k", sel.top_k)
     _positive("selection.pool_trials", sel.pool_trials)
@@ -107,24 +108,55 @@ def check_run_config(cfg: RunConfig) -> None:
         raise ConfigError("target.demo.n", "the demo target needs at least 4 images")
 
 
+def _check_score(sc: ScoreConfig) -> None:
+    """``score``: the settings of its option, and a ``metric`` the option allows."""
+    _positive("score.noise_floor_splits", sc.noise_floor_splits)
+    if isinstance(sc, CentroidScoreConfig):
+        _choice("score.metric", sc.metric, CentroidMetric)
+    else:  # fixed by the option: the option is the choice
+        fixed = next(f.default for f in dataclasses.fields(sc) if f.name == "metric")
+        if sc.metric != fixed:
+            raise ConfigError(
+                "score.metric",
+                f"{sc.metric!r}: this score option always scores {fixed!r}; pick the distance "
+                f"with score=OPTION (the centroid metrics: score=centroid score.metric="
+                f"{'|'.join(CentroidMetric)})",
+            )
+    shrinkage = sc.shrinkage if isinstance(sc, FrechetScoreConfig) else None
+    if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
+        raise ConfigError("score.shrinkage", f"{shrinkage} must be in [0, 1] or null")
+    if isinstance(sc, MMDScoreConfig):
+        _choice("score.kernel", sc.kernel, Kernel)
+        if sc.bandwidth is not None:
+            _positive("score.bandwidth", sc.bandwidth)
+    if isinstance(sc, PRDCScoreConfig):
+        _positive("score.k_neighbours", sc.k_neighbours)
+
+
 def _check_refine(cfg: RunConfig) -> None:
-    """``search.refine``: a known method, a switch point and step that make sense, a metric
+    """``search.refine``: a known method, a switch point and step that make sense, a scorer
     with a residual vector for least squares."""
     r = cfg.search.refine
-    _choice("search.refine.method", r.method, _REFINE)
-    if r.method == "none":
+    _choice("search.refine.method", r.method, RefineMethod)
+    if r.method == RefineMethod.none:
         return
     # after >= search.n_trials is allowed: the refinement then never starts (a short run).
     if r.after < 1:
         raise ConfigError("search.refine.after", f"{r.after} must be >= 1 (finished trials)")
     if not 0.0 < r.diff_step <= 0.5:
         raise ConfigError("search.refine.diff_step", f"{r.diff_step} must be in (0, 0.5]")
-    if r.method == "lsq" and cfg.score.metric not in _RESIDUAL_METRICS:
-        raise ConfigError(
-            "search.refine.method",
-            f"{r.method!r} needs a centroid distance with a residual vector (score.metric "
-            f"{' or '.join(_RESIDUAL_METRICS)}), not score.metric={cfg.score.metric!r}",
-        )
+    if r.method == RefineMethod.lsq:
+        # Asked of the scorer itself (imported here: numpy/scipy, only for lsq).
+        from gen_loop.config.build import instantiate_scorer
+
+        scorer = instantiate_scorer(cfg.score)
+        if not scorer.has_residual:
+            raise ConfigError(
+                "search.refine.method",
+                f"'lsq' needs a scorer with a residual vector (such as score=centroid "
+                f"score.metric=zscore_l2), not {scorer!r} (score.metric={cfg.score.metric}); "
+                "use search.refine.method=auto or none",
+            )
 
 
 def _is_target_path(path: Path) -> bool:
@@ -140,6 +172,9 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(key, f"{value} must be > 0")
 
 
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(key, f"{value!r}: use one of {list(choices)}")
+def _choice(key: str, value: str, choices: type[Enum]) -> None:
+    """``value`` is one of the ``choices`` enum's values (composition already checks this for
+    a composed config; a config built in Python is checked here)."""
+    allowed = [str(m.value) for m in choices]
+    if value not in allowed:
+        raise ConfigError(key, f"{value!r}: use one of {allowed}")

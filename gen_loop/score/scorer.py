@@ -65,7 +65,8 @@ class Scorer(ABC):
 
     Subclasses implement :meth:`_fit`, :meth:`_score`, :meth:`_sample_distances` (all given
     validated float64 arrays) and :meth:`_unfitted_copy`; this class does the input checks,
-    keeps the target, and computes the noise floor.
+    keeps the target, and computes the noise floor. A scorer whose score is the L2 norm of a
+    vector sets :attr:`has_residual` and implements :meth:`_residual`.
     """
 
     def __init__(self) -> None:
@@ -76,6 +77,15 @@ class Scorer(ABC):
     def fitted(self) -> bool:
         """Whether :meth:`fit` has been called."""
         return self._target is not None
+
+    @property
+    def has_residual(self) -> bool:
+        """Whether :meth:`residual` gives a vector whose L2 norm is :meth:`score`.
+
+        What a least-squares search (``search.refine``) needs: it sees every component of the
+        difference where :meth:`score` gives one number. False unless a subclass says so.
+        """
+        return False
 
     @property
     def dim(self) -> int:
@@ -152,6 +162,21 @@ class Scorer(ABC):
                 the target's.
         """
         return self._sample_distances(self._check_batch(batch))
+
+    def residual(self, batch: ArrayLike) -> FloatArray:
+        """The difference of ``batch`` from the target as a vector whose L2 norm is :meth:`score`.
+
+        Raises:
+            ValueError: If the scorer has no residual vector (:attr:`has_residual` is false), or
+                for a bad ``batch`` (as :meth:`score`).
+            RuntimeError: If the scorer is not fitted.
+        """
+        if not self.has_residual:
+            raise ValueError(
+                f"{self!r} has no residual vector (its score is not the norm of a difference); "
+                "use a centroid distance zscore_l2 or l2"
+            )
+        return self._residual(self._check_batch(batch))
 
     def noise_floor(self, batch_size: int, n_splits: int, rng: np.random.Generator) -> NoiseFloor:
         """How far a batch of real target samples scores from the rest of the target.
@@ -257,12 +282,57 @@ class Scorer(ABC):
         """
         return self._sample_distances(target)
 
+    def _residual(self, batch: FloatArray) -> FloatArray:
+        """The residual vector of a validated ``(B, D)`` batch (when :attr:`has_residual`)."""
+        raise NotImplementedError(f"{type(self).__name__} sets has_residual without _residual")
+
     @abstractmethod
     def _unfitted_copy(self) -> Self:
         """A new, unfitted scorer with the same settings (used for the noise floor)."""
 
 
-class CentroidScorer(Scorer):
+class _StandardisedScorer(Scorer):
+    """A scorer working on features z-scored by the target's per-dimension mean and scale.
+
+    The z-score lives here once: :meth:`_fit` takes the statistics of the target
+    (:func:`~gen_loop.score.distances.feature_stats`) and hands the z-scored target to
+    :meth:`_fit_z`; subclasses map any batch with :meth:`_z`. With ``standardise=False`` (the
+    raw centroid metrics) :meth:`_z` is the identity and no statistics are taken.
+
+    Args:
+        rel_eps: Relative floor on the per-dimension scale of the z-score.
+        standardise: Whether to z-score at all.
+
+    Raises:
+        ValueError: If ``rel_eps`` is not positive.
+    """
+
+    def __init__(self, rel_eps: float = DEFAULT_REL_EPS, standardise: bool = True) -> None:
+        if not rel_eps > 0:
+            raise ValueError(f"rel_eps must be positive, got {rel_eps}")
+        super().__init__()
+        self.rel_eps = rel_eps
+        self.standardise = standardise
+        self._mean: FloatArray | None = None
+        self._scale: FloatArray | None = None
+
+    def _z(self, x: FloatArray) -> FloatArray:
+        if not self.standardise:
+            return x
+        assert self._mean is not None and self._scale is not None
+        return (x - self._mean) / self._scale
+
+    def _fit(self, target: FloatArray) -> None:
+        if self.standardise:
+            self._mean, self._scale = feature_stats(target, self.rel_eps)
+        self._fit_z(self._z(target))
+
+    @abstractmethod
+    def _fit_z(self, z_target: FloatArray) -> None:
+        """Fit the reference on the z-scored target (the raw one without ``standardise``)."""
+
+
+class CentroidScorer(_StandardisedScorer):
     """Distance between the centroid of a batch and the centroid of the target.
 
     Metrics:
@@ -291,54 +361,36 @@ class CentroidScorer(Scorer):
     def __init__(self, metric: Metric = "zscore_l2", rel_eps: float = DEFAULT_REL_EPS) -> None:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        if not rel_eps > 0:
-            raise ValueError(f"rel_eps must be positive, got {rel_eps}")
-        super().__init__()
+        super().__init__(rel_eps, standardise=metric == "zscore_l2")
         self.metric: Metric = metric
-        self.rel_eps = rel_eps
-        self._mean: FloatArray | None = None
-        self._scale: FloatArray | None = None
         self._centroid: FloatArray | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(metric={self.metric!r})"
 
-    def _fit(self, target: FloatArray) -> None:
-        if self.metric == "zscore_l2":
-            self._mean, self._scale = feature_stats(target, self.rel_eps)
-            self._centroid = np.zeros(target.shape[1])
-        else:
-            self._centroid = target.mean(axis=0)
+    @property
+    def has_residual(self) -> bool:
+        """True for ``zscore_l2`` and ``l2`` (the norm of the centroid shift), not ``cosine``."""
+        return self.metric != "cosine"
 
-    def _features(self, x: FloatArray) -> FloatArray:
-        if self.metric != "zscore_l2":
-            return x
-        assert self._mean is not None and self._scale is not None
-        return (x - self._mean) / self._scale
+    def _fit_z(self, z_target: FloatArray) -> None:
+        # z-scored, the target centroid is 0 by construction (exactly, not a rounded mean).
+        self._centroid = np.zeros(z_target.shape[1]) if self.standardise else z_target.mean(0)
 
-    def residual(self, batch: ArrayLike) -> FloatArray:
-        """The centroid shift of ``batch`` as a vector whose L2 norm is :meth:`score`.
+    def _residual(self, batch: FloatArray) -> FloatArray:
+        """The centroid shift of ``batch``, a vector whose L2 norm is :meth:`score`.
 
         ``zscore_l2``: the z-scored batch centroid (the z-scored target centroid is 0) divided by
         ``sqrt(D)``; ``l2``: the raw batch centroid minus the target centroid. A least-squares
         search (``search.refine``) sees all ``D`` components where :meth:`score` gives one number.
-
-        Raises:
-            ValueError: for ``cosine`` (not a norm of a difference), or a bad ``batch``.
-            RuntimeError: If the scorer is not fitted.
         """
-        if self.metric == "cosine":
-            raise ValueError(
-                "the cosine centroid distance has no residual vector; use zscore_l2 or l2"
-            )
-        arr = self._check_batch(batch)
         assert self._centroid is not None
-        shift = self._features(arr).mean(axis=0) - self._centroid
-        return shift / math.sqrt(arr.shape[1]) if self.metric == "zscore_l2" else shift
+        shift = self._z(batch).mean(axis=0) - self._centroid
+        return shift / math.sqrt(batch.shape[1]) if self.metric == "zscore_l2" else shift
 
     def _score(self, batch: FloatArray) -> float:
         assert self._centroid is not None
-        feats = self._features(batch)
+        feats = self._z(batch)
         # A one-row set's mean is the row itself, so this is the distance between centroids.
         reference = self._centroid[np.newaxis, :]
         if self.metric == "cosine":
@@ -348,7 +400,7 @@ class CentroidScorer(Scorer):
 
     def _sample_distances(self, batch: FloatArray) -> FloatArray:
         assert self._centroid is not None
-        feats = self._features(batch)
+        feats = self._z(batch)
         if self.metric == "cosine":
             return sample_cosine(feats, self._centroid)
         distances = sample_l2(feats, self._centroid)

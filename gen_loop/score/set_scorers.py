@@ -1,7 +1,7 @@
 """Scorers that compare whole distributions, not only centroids: Fréchet, MMD, PRDC coverage.
 
 All of them first standardise every feature dimension by the target's mean and scale
-(:func:`~gen_loop.score.distances.feature_stats`), as the default ``zscore_l2`` does, so they
+(``_StandardisedScorer``, the base of the default ``zscore_l2`` too), so they
 are invariant to a per-dimension affine rescaling of the features and insensitive to the raw
 magnitude of a layer. Every score is non-negative and 0 for a batch equal to the target, as the
 search (which minimises ``log(distance)``) and the convergence rule (``best <= factor x noise
@@ -11,12 +11,11 @@ floor``) need; the noise floor is the base class's (a fresh fit on the complemen
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gen_loop.score.distances import DEFAULT_REL_EPS, FloatArray, feature_stats
+from gen_loop.score.distances import DEFAULT_REL_EPS, FloatArray
 from gen_loop.score.frechet import frechet_gaussians, mahalanobis, shrunk_covariance
 from gen_loop.score.mmd import (
     KERNELS,
@@ -27,36 +26,12 @@ from gen_loop.score.mmd import (
     sample_mmd2,
 )
 from gen_loop.score.neighbours import _ratios, coverage, knn_radii, manifold_ratio, prdc
-from gen_loop.score.scorer import Scorer
+from gen_loop.score.scorer import _StandardisedScorer
 
 if TYPE_CHECKING:
     from typing import Self
 
     from gen_loop.score.neighbours import PRDC
-
-
-class _StandardisedScorer(Scorer):
-    """A scorer working on features z-scored by the target's per-dimension mean and scale."""
-
-    def __init__(self, rel_eps: float = DEFAULT_REL_EPS) -> None:
-        if not rel_eps > 0:
-            raise ValueError(f"rel_eps must be positive, got {rel_eps}")
-        super().__init__()
-        self.rel_eps = rel_eps
-        self._mean: FloatArray | None = None
-        self._scale: FloatArray | None = None
-
-    def _z(self, x: FloatArray) -> FloatArray:
-        assert self._mean is not None and self._scale is not None
-        return (x - self._mean) / self._scale
-
-    def _fit(self, target: FloatArray) -> None:
-        self._mean, self._scale = feature_stats(target, self.rel_eps)
-        self._fit_z(self._z(target))
-
-    @abstractmethod
-    def _fit_z(self, z_target: FloatArray) -> None:
-        """Fit the reference on the z-scored target."""
 
 
 class FrechetScorer(_StandardisedScorer):
@@ -182,15 +157,15 @@ class PRDCScorer(_StandardisedScorer):
     sample against the others), since in-sample they would all be 0.
 
     Args:
-        k: Neighbour rank of the radii (5 in the paper).
+        k_neighbours: Neighbour rank ``k`` of the radii (5 in the paper); kept as :attr:`k`.
         rel_eps: Relative floor on the per-dimension scale of the z-score.
     """
 
-    def __init__(self, k: int = 5, rel_eps: float = DEFAULT_REL_EPS) -> None:
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+    def __init__(self, k_neighbours: int = 5, rel_eps: float = DEFAULT_REL_EPS) -> None:
+        if k_neighbours < 1:
+            raise ValueError(f"k_neighbours must be at least 1, got {k_neighbours}")
         super().__init__(rel_eps)
-        self.k = k
+        self.k = k_neighbours
         self._zt: FloatArray | None = None
         self._radii: FloatArray | None = None
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import optuna
 
+from gen_loop.config.schema import Sampler
 from gen_loop.errors import ConfigError
 
-SAMPLERS = ("tpe", "gp", "random", "qmc")
 OBJECTIVE_NAME = "log_distance"
 
 
@@ -30,33 +30,59 @@ def from_objective(value: float) -> float:
     return math.exp(value)
 
 
+def _tpe(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        multivariate=multivariate,
+        group=multivariate,
+        constant_liar=True,  # several workers on one study don't pile onto one point
+    )
+
+
+def _gp(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+
+
+def _random(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _qmc(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+
+
+#: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate) -> sampler``; one
+#: entry per :class:`~gen_loop.config.schema.Sampler` (the choices composition accepts).
+REGISTRY: dict[Sampler, Callable[[int, int, bool], optuna.samplers.BaseSampler]] = {
+    Sampler.tpe: _tpe,
+    Sampler.gp: _gp,
+    Sampler.random: _random,
+    Sampler.qmc: _qmc,
+}
+SAMPLERS: tuple[str, ...] = tuple(str(kind.value) for kind in REGISTRY)
+
+
 def make_sampler(
     kind: str, seed: int, n_startup_trials: int, multivariate: bool
 ) -> optuna.samplers.BaseSampler:
-    """The search's sampler.
+    """The search's sampler: ``REGISTRY[kind]``.
 
     TPE is multivariate (models parameter interactions such as exposure vs gamma) with
     ``n_startup_trials`` random trials first. GP (Gaussian-process Bayesian optimisation) suits
     the loop's deterministic, continuous, low-dimensional objective; random and scrambled-Sobol
     QMC are baselines.
+
+    Raises:
+        ConfigError: naming ``search.sampler`` for a ``kind`` not in :data:`REGISTRY`.
     """
+    try:
+        factory = REGISTRY[Sampler(kind)]
+    except (ValueError, KeyError):
+        raise ConfigError("search.sampler", f"{kind!r}: use one of {list(SAMPLERS)}") from None
     with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if kind == "tpe":
-            return optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=n_startup_trials,
-                multivariate=multivariate,
-                group=multivariate,
-                constant_liar=True,  # several workers on one study don't pile onto one point
-            )
-        if kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "qmc":
-        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
-    raise ConfigError("search.sampler", f"{kind!r}: use one of {list(SAMPLERS)}")
+        return factory(seed, n_startup_trials, multivariate)
 
 
 def open_study(

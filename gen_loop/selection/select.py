@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-SELECTION_METHODS = ("quantile", "topk", "camera")
+from gen_loop.config.schema import SelectionMethod
+
+#: ``selection.method`` values (the :class:`~gen_loop.config.schema.SelectionMethod` enum).
+SELECTION_METHODS: tuple[str, ...] = tuple(str(m.value) for m in SelectionMethod)
 
 
 def select_closest(
