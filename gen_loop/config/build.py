@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hydra.utils import instantiate
 
-from gen_loop.errors import ConfigError
+from gen_loop.errors import ConfigError, GenLoopError
 
 if TYPE_CHECKING:
     from gen_loop.config.schema import ScoreConfig
     from gen_loop.score import Scorer
+
+
+def instantiate_component(
+    cfg: Any, group: str, exclude: Collection[str] = (), **extra: Any
+) -> Any:
+    """Build ``cfg._target_`` with the fields of ``cfg`` (but ``exclude``) plus ``extra``.
+
+    The one way every config group becomes a component: generator, embedder and scorer
+    options are structured configs with a ``_target_``. Choice enums are passed as their
+    plain values.
+
+    Raises:
+        GenLoopError: the component's own error about its input (e.g. a generator that found
+            a bad dataset), unchanged.
+        ConfigError: any other failure to build, naming ``group.<field>`` when the message
+            names a field (``embedder.layers`` for "layer 99 ..."), else ``group``.
+    """
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in exclude}
+    args = {k: v.value if isinstance(v, Enum) else v for k, v in settings.items()}
+    try:
+        return instantiate({**args, **extra}, _convert_="all")
+    except Exception as err:
+        cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+        if isinstance(cause, GenLoopError):
+            raise cause from None
+        message = str(cause)
+        fields = (k for k in settings if k != "_target_")
+        key = next(
+            (f"{group}.{k}" for k in fields if re.search(rf"\b{k.rstrip('s')}s?\b", message)),
+            group,
+        )
+        raise ConfigError(key, f"cannot build {cfg._target_}: {message}") from err
 
 
 def instantiate_scorer(cfg: ScoreConfig) -> Scorer:
@@ -29,17 +62,5 @@ def instantiate_scorer(cfg: ScoreConfig) -> Scorer:
         ConfigError: when the scorer rejects its settings, naming the setting's key where the
             scorer's message names it (``score.shrinkage``), else ``score``.
     """
-    settings = {
-        f.name: getattr(cfg, f.name)
-        for f in dataclasses.fields(cfg)
-        if f.name not in cfg.loop_fields
-    }
-    # Choice enums as their plain values: scorers take strings ("zscore_l2", "rbf").
-    args = {k: v.value if isinstance(v, Enum) else v for k, v in settings.items()}
-    try:
-        scorer: Scorer = instantiate(args, _convert_="all")
-    except Exception as err:
-        cause = str(err.__cause__ if isinstance(err.__cause__, ValueError) else err)
-        key = next((f"score.{k}" for k in settings if re.search(rf"\b{k}\b", cause)), "score")
-        raise ConfigError(key, f"cannot build {cfg._target_}: {cause}") from err
+    scorer: Scorer = instantiate_component(cfg, "score", cfg.loop_fields)
     return scorer

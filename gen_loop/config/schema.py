@@ -130,8 +130,10 @@ class CommandGeneratorConfig(GeneratorConfig):
 
 @dataclass
 class EmbedderConfig:
-    """The detector whose backbone embeds images (see ``gen_loop.embedder.YoloEmbedder``)."""
+    """The detector whose backbone embeds images: ``_target_`` builds it with the fields below
+    (``weights`` resolved to a checkpoint path first; see ``gen_loop.embedder.YoloEmbedder``)."""
 
+    _target_: str = "gen_loop.embedder.YoloEmbedder"
     model: str = "yolov7-tiny"
     # A checkpoint path; "base" = the base model (shipped, or made by `train-base`);
     # "random" = random initialisation (only when explicitly asked).

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
-from hydra.utils import instantiate
-
-from gen_loop.config.build import instantiate_scorer
+from gen_loop.config.build import instantiate_component, instantiate_scorer
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig, ScoreConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
-from gen_loop.errors import ConfigError, GenLoopError, InputDataError
+from gen_loop.errors import ConfigError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.score import Scorer
@@ -26,14 +23,7 @@ def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamVal
     Every field of ``cfg`` except ``params`` is a constructor argument of ``_target_`` (a
     generator option's schema, e.g. ``FolderGeneratorConfig``, adds its own fields).
     """
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "params"}
-    try:
-        generator: Generator = instantiate(settings, _convert_="all")
-    except Exception as err:
-        cause = err.__cause__ if isinstance(err.__cause__, GenLoopError) else None
-        if cause is not None:  # bad input found by the generator itself: its own message
-            raise cause from None
-        raise ConfigError("generator", f"cannot build {cfg._target_}: {err}") from err
+    generator: Generator = instantiate_component(cfg, "generator", ("params",))
     params: dict[str, ParamValue] = {}
     for name, value in cfg.params.items():
         if name not in generator.parameters:
@@ -70,23 +60,10 @@ def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
 
 
 def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
-    """The YOLO embedder of ``cfg`` with ``weights``; bad layers are a config error."""
-    from gen_loop.embedder.yolo import YoloEmbedder
-
-    try:
-        return YoloEmbedder(
-            model=cfg.model,
-            weights=weights,
-            layers=cfg.layers,
-            imgsz=cfg.imgsz,
-            device=cfg.device,
-            batch_size=cfg.batch_size,
-            half=cfg.half,
-            seed=cfg.seed,
-        )
-    except ValueError as err:
-        key = "embedder.layers" if "layer" in str(err) else "embedder"
-        raise ConfigError(key, str(err)) from err
+    """The embedder ``embedder._target_`` names, with ``weights`` (resolved by
+    :func:`resolve_weights`); bad settings are config errors naming their key."""
+    embedder: Embedder = instantiate_component(cfg, "embedder", ("weights",), weights=weights)
+    return embedder
 
 
 def build_scorer(cfg: ScoreConfig) -> Scorer:

@@ -93,7 +93,7 @@ class MlflowObserver(LoopObserver):
     def on_start(self, start: RunStart) -> None:
         cfg, tracker = start.cfg, self.tracker
         (start.run_dir / RUN_ID_FILE).write_text(tracker.run_id)
-        params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+        params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
         assert isinstance(params, dict)
         for group, key in (("search", "storage"), ("tracking", "uri")):
             if params[group][key]:  # no database password in MLflow params

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from gen_loop._secrets import mask_url
-from gen_loop.config.schema import RunConfig
+from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.finetune import add_replay, finetune_and_evaluate
@@ -24,6 +23,7 @@ from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.components import build_scorer
 from gen_loop.loop.console import ConsoleObserver
+from gen_loop.loop.figures import run_figures
 from gen_loop.loop.mlflow_observer import MlflowObserver, open_tracker
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunStart
 from gen_loop.loop.search_loop import SearchOutcome, search
@@ -37,7 +37,6 @@ from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import from_objective, make_sampler, open_study
 from gen_loop.search.workers import claim_finalisation, join_study, mark_finalised, superseded
 from gen_loop.selection import ranked_params, select_pool
-from gen_loop.tracking import plots
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -142,27 +141,13 @@ class LoopSession:
         priors = [self.space.restrict({**self.base_params, **p}) for p in self.space.priors]
         mutex = StudyMutex(storage, s.study_name)
         with mutex.hold():
-            study = open_study(s.study_name, self._storage(storage), None, start, priors)
+            study = open_study(s.study_name, _storage(storage, s), None, start, priors)
             joined = join_study(study)
         # distinct draws per worker and per resumed run
         study.sampler = make_sampler(
             s.sampler, s.seed + joined, s.n_startup_trials, s.multivariate
         )
         return study, mutex
-
-    def _storage(self, url: str) -> optuna.storages.BaseStorage:
-        """The study's storage; heartbeats only where workers of several processes meet.
-
-        A SQLite file lives on one machine: a dead worker there is found by its process id at
-        once (``fail_dead_trials``), and a heartbeat thread would only add write contention.
-        """
-        s = self.cfg.search
-        beats = not url.startswith("sqlite")
-        return make_storage(
-            url,
-            s.heartbeat_interval_s if beats else None,
-            s.grace_period_s if beats else None,
-        )
 
     def _trial_setup(self, scorer: Scorer) -> TrialSetup:
         s = self.cfg.search
@@ -247,7 +232,7 @@ class LoopSession:
             timings_s=self.timings,
             run_dir=str(self.run_dir),
             target_hidden_params={k: hidden[k] for k in searched} if hidden else None,
-            recovery_error=_recovery_error(best_params, hidden, searched) if hidden else None,
+            recovery_error=self.space.range_errors(best_params, hidden) if hidden else None,
         )
 
     def _finish(
@@ -255,7 +240,15 @@ class LoopSession:
     ) -> None:
         """Plots, selection, fine-tune and evaluation of the best camera; the verdict."""
         cfg = self.cfg
-        plot_files = self._plots(summary, study)
+        plot_files = run_figures(
+            study,
+            summary,
+            self.target.images.images,
+            self.generator,
+            cfg.search.scene_seed,
+            cfg.search.batch_size,
+            self.run_dir,
+        )
         selection = self._timed(
             "selection_s",
             select_pool,
@@ -305,52 +298,17 @@ class LoopSession:
             summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
         observer.on_finish(summary, FinishOutputs(plot_files, selection.manifest, weights))
 
-    def _plots(self, summary: RunSummary, study: optuna.Study) -> dict[str, Path]:
-        """The optimisation history, parameter importances and target-vs-best grid as PNGs in
-        the run folder; importances also go into the summary."""
-        done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-        history = plots.history_figure(
-            [t.number for t in done],
-            [from_objective(t.value) for t in done],  # type: ignore[arg-type]
-            summary.noise_floor.mean,
-            summary.default_distance,
-            [str(t.user_attrs.get("stage", "sampler")) for t in done],
-        )
-        figures = {"optimization_history": history}
-        if len(done) >= 3:
-            try:
-                importances = optuna.importance.get_param_importances(study)
-                figures["param_importances"] = plots.importance_figure(importances)
-                summary.param_importances = importances
-            except (RuntimeError, ValueError) as err:  # e.g. all values equal
-                log.warning("parameter importances not computed: %s", err)
-        k = min(8, len(self.target.images.images), self.cfg.search.batch_size)
-        best = self.generator.generate(summary.all_params, k, self.cfg.search.scene_seed)
-        figures["target_vs_best"] = plots.side_by_side(
-            plots.image_grid(self.target.images.images[:k], ncols=4),
-            plots.image_grid(best.images, ncols=4, boxes=best.labels),
-            ("target", "best batch"),
-        )
-        files = {}
-        for name, image in figures.items():
-            files[name] = self.run_dir / f"{name}.png"
-            plots.save_png(image, files[name])
-        return files
 
+def _storage(url: str, s: SearchConfig) -> optuna.storages.BaseStorage:
+    """The study's storage; heartbeats only where workers of several processes meet.
 
-def _recovery_error(
-    found: Mapping[str, ParamValue],
-    hidden: Mapping[str, ParamValue],
-    space: Mapping[str, BaseDistribution],
-) -> dict[str, float]:
-    """|found - hidden| / search range, per searched numeric parameter."""
-    errors = {}
-    for name, dist in space.items():
-        low, high = getattr(dist, "low", None), getattr(dist, "high", None)
-        if low is None or high is None:
-            continue
-        errors[name] = abs(float(found[name]) - float(hidden[name])) / (high - low)
-    return errors
+    A SQLite file lives on one machine: a dead worker there is found by its process id at
+    once (``fail_dead_trials``), and a heartbeat thread would only add write contention.
+    """
+    beats = not url.startswith("sqlite")
+    return make_storage(
+        url, s.heartbeat_interval_s if beats else None, s.grace_period_s if beats else None
+    )
 
 
 def _train_device(device: str) -> str:

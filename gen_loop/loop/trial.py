@@ -16,7 +16,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from gen_loop.config.schema import RefineConfig
+from gen_loop.config.schema import RefineConfig, SceneSeeds
 from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
@@ -30,7 +30,7 @@ from gen_loop.search.workers import WORKER_ATTR, worker_id
 
 #: ``search.scene_seeds``: ``common`` renders every trial from ``search.scene_seed`` (common
 #: random numbers); ``fresh`` gives each trial its own scenes, derived from the trial number.
-SCENE_SEED_MODES = ("common", "fresh")
+SCENE_SEED_MODES = tuple(m.value for m in SceneSeeds)
 
 
 @dataclass(frozen=True, kw_only=True)

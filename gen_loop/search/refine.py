@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution
 
+from gen_loop.config.schema import RefineMethod
 from gen_loop.generator.params import ParamValue
 
 #: ``search.refine.method`` values.
-REFINE_METHODS = ("none", "lsq", "auto")  # auto: lsq where the metric allows
+REFINE_METHODS = tuple(m.value for m in RefineMethod)  # auto: lsq where the metric allows
 #: The trial user attribute (and MLflow param) naming the stage that proposed a trial.
 STAGE_ATTR = "stage"
 

@@ -57,6 +57,19 @@ class SearchSpace:
                 out[name] = params[name]
         return out
 
+    def range_errors(
+        self, found: Mapping[str, ParamValue], truth: Mapping[str, ParamValue]
+    ) -> dict[str, float]:
+        """``|found - truth| / (high - low)`` per searched numeric parameter (how far a search
+        landed from known values, e.g. the demo target's hidden camera)."""
+        errors = {}
+        for name, dist in self.distributions.items():
+            low, high = getattr(dist, "low", None), getattr(dist, "high", None)
+            if low is None or high is None:
+                continue
+            errors[name] = abs(float(found[name]) - float(truth[name])) / (high - low)
+        return errors
+
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> ParamValue:
     if isinstance(dist, FloatDistribution):
