@@ -132,11 +132,10 @@ def test_smoke_run_refines_after_the_sampler(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
-    tiny_embedder, fit_scorer, logged_search, tmp_path: Path
+    trial_setup, fit_scorer, logged_search, tmp_path: Path
 ) -> None:
     from gen_loop.config.schema import RefineConfig
     from gen_loop.generator import ProceduralGenerator
-    from gen_loop.loop.trial import TrialSetup
     from gen_loop.search import Convergence, make_sampler, open_study
     from gen_loop.search.space import SearchSpace
     from gen_loop.search.workers import WORKER_ATTR
@@ -148,15 +147,7 @@ def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
         {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
     )
     refine = RefineConfig(method="lsq", after=3, diff_step=0.05)
-    setup = TrialSetup(
-        generator=gen,
-        embedder=tiny_embedder,
-        scorer=scorer,
-        base_params=gen.default_params(),
-        space=space,
-        batch_size=6,
-        refine=refine,
-    )
+    setup = trial_setup(gen, scorer, space, 6, refine=refine)
     storage = f"sqlite:///{tmp_path / 'o.db'}"
     study = open_study(
         "s", storage, make_sampler("random", 0, 0, False), {"fisheye": 0.0, "color_temp_k": 6500.0}

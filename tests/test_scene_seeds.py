@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from gen_loop.config import RunConfig
 from gen_loop.config.validate import check_run_config
 from gen_loop.generator import ProceduralGenerator
-from gen_loop.loop.trial import TrialSetup, trial_scene_seed
+from gen_loop.loop.trial import trial_scene_seed
 from gen_loop.score import CentroidScorer
 from gen_loop.search import Convergence
 from gen_loop.search.space import SearchSpace
@@ -29,21 +29,13 @@ def parts(fit_scorer) -> tuple[ProceduralGenerator, CentroidScorer]:
 
 
 def _search(
-    parts, embedder, logged_search, mode: str, tmp_path: Path
+    parts, trial_setup, logged_search, mode: str, tmp_path: Path
 ) -> tuple[optuna.Study, list[dict[str, str]]]:
     """N_TRIALS trials of the same parameters; returns the study and the trials' MLflow params."""
     gen, scorer = parts
     space = SearchSpace({"fisheye": FloatDistribution(0.0, 1.0)})
-    setup = TrialSetup(
-        generator=gen,
-        embedder=embedder,
-        scorer=scorer,
-        base_params=gen.default_params(),
-        space=space,
-        batch_size=4,
-        scene_seed=7,
-        max_consecutive_failures=2,
-        scene_seeds=mode,
+    setup = trial_setup(
+        gen, scorer, space, 4, scene_seed=7, max_consecutive_failures=2, scene_seeds=mode
     )
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}")
     for _ in range(N_TRIALS):
@@ -60,9 +52,9 @@ def _search(
 
 
 def test_common_scene_seeds_render_the_same_scenes_every_trial(
-    parts, tiny_embedder, logged_search, tmp_path: Path
+    parts, trial_setup, logged_search, tmp_path: Path
 ) -> None:
-    study, params = _search(parts, tiny_embedder, logged_search, "common", tmp_path)
+    study, params = _search(parts, trial_setup, logged_search, "common", tmp_path)
     distances = {t.user_attrs["distance"] for t in study.trials}
     assert len(study.trials) == N_TRIALS and len(distances) == 1  # same params, same scenes
     assert all("scene_seed" not in t.user_attrs for t in study.trials)
@@ -70,9 +62,9 @@ def test_common_scene_seeds_render_the_same_scenes_every_trial(
 
 
 def test_fresh_scene_seeds_render_new_scenes_every_trial_and_record_them(
-    parts, tiny_embedder, logged_search, tmp_path: Path
+    parts, trial_setup, logged_search, tmp_path: Path
 ) -> None:
-    study, params = _search(parts, tiny_embedder, logged_search, "fresh", tmp_path)
+    study, params = _search(parts, trial_setup, logged_search, "fresh", tmp_path)
     seeds = [t.user_attrs["scene_seed"] for t in study.trials]
     distances = {t.user_attrs["distance"] for t in study.trials}
     assert len(set(seeds)) == N_TRIALS and 7 not in seeds

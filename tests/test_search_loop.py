@@ -21,31 +21,22 @@ from tests.fakes import FlakyGenerator
 
 
 @pytest.fixture(scope="module")
-def parts(tiny_embedder, fit_scorer) -> tuple[FlakyGenerator, CentroidScorer]:
+def parts(fit_scorer) -> tuple[FlakyGenerator, CentroidScorer]:
     gen = FlakyGenerator(LOOP_SIZE, LOOP_SIZE, fail_above=0.5)
     return gen, fit_scorer(gen, {"fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
 
 
-def _setup(parts, embedder, max_failures: int) -> TrialSetup:
-    gen, scorer = parts
+def _setup(parts, trial_setup, max_failures: int) -> TrialSetup:
     space = SearchSpace(
         {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
     )
-    return TrialSetup(
-        generator=gen,
-        embedder=embedder,
-        scorer=scorer,
-        base_params=gen.default_params(),
-        space=space,
-        batch_size=6,
-        max_consecutive_failures=max_failures,
-    )
+    return trial_setup(*parts, space, 6, max_consecutive_failures=max_failures)
 
 
 def test_failed_trials_are_recorded_and_the_loop_goes_on(
-    parts, tiny_embedder, logged_search, tmp_path: Path
+    parts, trial_setup, logged_search, tmp_path: Path
 ) -> None:
-    setup = _setup(parts, tiny_embedder, max_failures=50)
+    setup = _setup(parts, trial_setup, max_failures=50)
     study = open_study(
         "s",
         f"sqlite:///{tmp_path / 'o.db'}",
@@ -91,9 +82,9 @@ def _sample_grids(client: MlflowClient, children: list[Run]) -> set[str]:
 
 
 def test_a_broken_generator_aborts_after_consecutive_failures(
-    parts, tiny_embedder, logged_search, tmp_path: Path
+    parts, trial_setup, logged_search, tmp_path: Path
 ) -> None:
-    setup = _setup(parts, tiny_embedder, max_failures=3)
+    setup = _setup(parts, trial_setup, max_failures=3)
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'o.db'}", sampler=optuna.samplers.RandomSampler(0)
     )

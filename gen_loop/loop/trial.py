@@ -135,44 +135,35 @@ def run_trial(
     On Ctrl-C the trial is told FAIL (it can be re-run on resume) and the interrupt goes on.
     """
     try:
-        return _run(trial, study, setup, convergence, observer)
+        params = {**setup.base_params, **setup.space.suggest(trial)}
+        seed = trial_scene_seed(setup.scene_seeds, setup.scene_seed, trial.number)
+        fresh = setup.scene_seeds != "common"  # common: search.scene_seed, in the run's params
+        if fresh:
+            trial.set_user_attr("scene_seed", seed)
+        stage = trial_stage(trial.user_attrs)
+        trial.set_user_attr(STAGE_ATTR, stage)
+        start = TrialStart(trial.number, trial.params, stage, seed if fresh else None)
+        observer.on_trial_start(start)
+        try:
+            with get_heartbeat_thread(trial._trial_id, study._storage):
+                result = evaluate_params(
+                    setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, seed
+                )
+            for key, value in result.timings.items():
+                trial.set_user_attr(key, value)
+        except Exception as err:  # recorded as a failed trial; the loop goes on
+            error = f"{type(err).__name__}: {err}"
+            trial.set_user_attr("error", error[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+            convergence.update(trial.number, None)
+            observer.on_trial_end(_ended(trial, convergence, error=error))
+            return error, None
+        trial.set_user_attr("distance", result.distance)
+        study.tell(trial, to_objective(result.distance))
     except KeyboardInterrupt:
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         observer.on_trial_end(TrialEnd(trial.number, trial.params, interrupted=True))
         raise
-
-
-def _run(
-    trial: optuna.Trial,
-    study: optuna.Study,
-    setup: TrialSetup,
-    convergence: Convergence,
-    observer: LoopObserver,
-) -> tuple[str | None, TrialResult | None]:
-    params = {**setup.base_params, **setup.space.suggest(trial)}
-    seed = trial_scene_seed(setup.scene_seeds, setup.scene_seed, trial.number)
-    fresh = setup.scene_seeds != "common"  # common: search.scene_seed, in the run's params
-    if fresh:
-        trial.set_user_attr("scene_seed", seed)
-    stage = trial_stage(trial.user_attrs)
-    trial.set_user_attr(STAGE_ATTR, stage)
-    observer.on_trial_start(TrialStart(trial.number, trial.params, stage, seed if fresh else None))
-    try:
-        with get_heartbeat_thread(trial._trial_id, study._storage):
-            result = evaluate_params(
-                setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, seed
-            )
-        for key, value in result.timings.items():
-            trial.set_user_attr(key, value)
-    except Exception as err:  # recorded as a failed trial; the loop goes on
-        error = f"{type(err).__name__}: {err}"
-        trial.set_user_attr("error", error[:2000])
-        study.tell(trial, state=TrialState.FAIL)
-        convergence.update(trial.number, None)
-        observer.on_trial_end(_ended(trial, convergence, error=error))
-        return error, None
-    trial.set_user_attr("distance", result.distance)
-    study.tell(trial, to_objective(result.distance))
     convergence.update(trial.number, result.distance)
     observer.on_trial_end(_ended(trial, convergence, result=result))
     return None, result
