@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gen_loop.config import CONF_DIR, RunConfig, register_configs
+from gen_loop.config.validate import check_run_config
+from gen_loop.errors import ConfigError
+from tests.cli import cli_env
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+    from gen_loop.embedder import YoloEmbedder
+    from gen_loop.generator import Generator
+    from gen_loop.loop.search_loop import SearchOutcome
+    from gen_loop.loop.trial import TrialSetup
+    from gen_loop.score import CentroidScorer, Scorer
+    from gen_loop.search.space import SearchSpace
 
 
 @pytest.fixture
@@ -27,3 +45,153 @@ def compose_run(tmp_path: Path) -> Callable[[list[str]], RunConfig]:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
     return _compose
+
+
+@pytest.fixture
+def config_error() -> Callable[..., ConfigError]:
+    """A function ``(key, call, *args, prefix=False)`` that calls ``call(*args)`` and asserts
+    it raises a ``ConfigError`` naming ``key``: as its ``.key`` (with ``prefix=True``: a key
+    that starts with ``key``, e.g. ``search.space.fisheye.choices``) and in its message.
+    Returns the error for further checks."""
+
+    def _check(
+        key: str, call: Callable[..., Any], *args: Any, prefix: bool = False
+    ) -> ConfigError:
+        with pytest.raises(ConfigError) as info:
+            call(*args)
+        err = info.value
+        if prefix:
+            assert err.key.startswith(key), f"{err.key!r} is not under {key!r}: {err}"
+        else:
+            assert err.key == key, f"{err.key!r} != {key!r}: {err}"
+        assert key in str(err)
+        return err
+
+    return _check
+
+
+@pytest.fixture
+def assert_config_error(
+    compose_run: Callable[[list[str]], RunConfig], config_error: Callable[..., ConfigError]
+) -> Callable[[str | Sequence[str], str], ConfigError]:
+    """A function ``(overrides, key)``: the smoke profile with ``overrides`` (one string or a
+    list) must fail ``check_run_config`` with a ``ConfigError`` whose key is ``key`` and whose
+    message names it. Returns the error."""
+
+    def _check(overrides: str | Sequence[str], key: str) -> ConfigError:
+        extra = [overrides] if isinstance(overrides, str) else list(overrides)
+        return config_error(key, check_run_config, compose_run(["debug=smoke", *extra]))
+
+    return _check
+
+
+@pytest.fixture
+def start_cli() -> Callable[..., subprocess.Popen[str]]:
+    """A function ``(cwd, *args, cache=None, stderr=PIPE)`` that starts ``python -m gen_loop
+    ARGS`` in ``cwd`` (cache ``cwd/cache`` unless given) and returns the ``Popen``, text mode,
+    stdout piped: for tests that read a run's output while it runs, then stop or kill it."""
+
+    def _start(
+        cwd: Path, *args: str, cache: Path | None = None, stderr: int = subprocess.PIPE
+    ) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gen_loop", *args],
+            cwd=cwd,
+            env=cli_env(cwd / "cache" if cache is None else cache),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+
+    return _start
+
+
+# --- The search loop on real parts (tests/test_search_loop.py, test_scene_seeds.py,
+# test_refine.py): a random-init YOLOv7-tiny at 64 px, shared by the whole session.
+LOOP_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> YoloEmbedder:
+    """The shipped YOLOv7-tiny layout, random init, layer 14, 64 px, on the CPU."""
+    from gen_loop._env import configure_offline, configure_ultralytics
+    from gen_loop.embedder import YoloEmbedder
+
+    configure_offline(tmp_path_factory.mktemp("cache"))
+    configure_ultralytics()
+    return YoloEmbedder("yolov7-tiny", None, [14], LOOP_SIZE, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def fit_scorer(tiny_embedder: YoloEmbedder) -> Callable[..., CentroidScorer]:
+    """A function ``(generator, params, n, seed)``: a centroid scorer fitted on ``n`` images
+    the generator renders with ``params`` (over its defaults) from scene seed ``seed``."""
+    from gen_loop.score import CentroidScorer
+
+    def _fit(generator: Generator, params: dict[str, Any], n: int, seed: int) -> CentroidScorer:
+        target = generator.generate({**generator.default_params(), **params}, n, seed)
+        return CentroidScorer().fit(tiny_embedder.embed(target.images))
+
+    return _fit
+
+
+@pytest.fixture(scope="session")
+def trial_setup(tiny_embedder: YoloEmbedder) -> Callable[..., TrialSetup]:
+    """A function ``(generator, scorer, space, batch_size, **settings)``: the trials' shared
+    setup with the tiny embedder and the generator's default parameters as the base."""
+    from gen_loop.loop.trial import TrialSetup
+
+    def _setup(
+        generator: Generator, scorer: Scorer, space: SearchSpace, batch_size: int, **settings: Any
+    ) -> TrialSetup:
+        return TrialSetup(
+            generator=generator,
+            embedder=tiny_embedder,
+            scorer=scorer,
+            base_params=generator.default_params(),
+            space=space,
+            batch_size=batch_size,
+            **settings,
+        )
+
+    return _setup
+
+
+@dataclass(frozen=True)
+class SearchLog:
+    """What :func:`logged_search` returns: the outcome and the MLflow record of the search."""
+
+    outcome: SearchOutcome
+    client: MlflowClient
+    parent_run_id: str
+    experiment_id: str
+
+    def children(self) -> list[Run]:
+        """The trial (child) runs of the parent run."""
+        query = f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+        return self.client.search_runs([self.experiment_id], query)
+
+
+@pytest.fixture
+def logged_search(tmp_path: Path) -> Iterator[Callable[..., SearchLog]]:
+    """A function ``(study, setup, convergence, trial_images=2)`` that runs the search with the
+    real console and MLflow observers (store ``tmp_path/m.db``; every search of the test in
+    one parent run, ended when the test ends) and returns a :class:`SearchLog`."""
+    from mlflow.tracking import MlflowClient
+
+    from gen_loop.loop.console import ConsoleObserver
+    from gen_loop.loop.mlflow_observer import MlflowObserver
+    from gen_loop.loop.observer import Observers
+    from gen_loop.loop.search_loop import search
+    from gen_loop.tracking import Tracker
+
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    with Tracker(store, "e", "loop") as tracker:
+
+        def _search(study: Any, setup: Any, convergence: Any, trial_images: int = 2) -> SearchLog:
+            with MlflowObserver(tracker, trial_images, "e") as mlflow:
+                observer = Observers([ConsoleObserver(), mlflow])
+                outcome = search(study, setup, convergence, observer)
+            return SearchLog(outcome, MlflowClient(store), tracker.run_id, tracker.experiment_id)
+
+        yield _search
