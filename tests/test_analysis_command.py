@@ -70,11 +70,12 @@ def test_sets_take_new_names_without_plus(compose_analyze: ComposeAnalyze) -> No
     ],
 )
 def test_bad_values_name_their_key(
-    compose_analyze: ComposeAnalyze, overrides: list[str], key: str
+    compose_analyze: ComposeAnalyze,
+    config_error: Callable[..., ConfigError],
+    overrides: list[str],
+    key: str,
 ) -> None:
-    with pytest.raises(ConfigError) as err:
-        check_analyze_config(compose_analyze(overrides))
-    assert err.value.key == key
+    config_error(key, check_analyze_config, compose_analyze(overrides))
 
 
 @pytest.mark.integration

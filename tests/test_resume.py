@@ -6,8 +6,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -16,16 +16,14 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from gen_loop.search.storage import retried_trial_numbers
-from tests.cli import cli_env
+from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _command(n_trials: int) -> list[str]:
+def _args(n_trials: int) -> list[str]:
+    """The ``python -m gen_loop`` arguments of the run that is killed, then run again."""
     return [
-        sys.executable,
-        "-m",
-        "gen_loop",
         "run",
         "debug=smoke",
         f"search.n_trials={n_trials}",
@@ -45,16 +43,11 @@ def _running(db: Path) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(states=(TrialState.RUNNING,))
 
 
-def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None:
+def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
+    tmp_path: Path, start_cli: Callable[..., subprocess.Popen[str]]
+) -> None:
     run_dir = tmp_path / "runs" / "killed"
-    proc = subprocess.Popen(
-        [*_command(12), *_SLOW_TRIALS],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_cli(tmp_path, *_args(12), *_SLOW_TRIALS, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     lines = 0
     for line in proc.stdout:
@@ -77,13 +70,7 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(tmp_path: Path) -> None
     parent_id = (run_dir / "mlflow_run_id").read_text().strip()
     assert not (run_dir / "summary.json").exists()
 
-    again = subprocess.run(
-        [*_command(12), *_SLOW_TRIALS],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        capture_output=True,
-        text=True,
-    )
+    again = run_cli(tmp_path, *_args(12), *_SLOW_TRIALS)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert f"trial {killed.number} was interrupted earlier" in again.stderr + again.stdout
 

@@ -6,8 +6,8 @@ import json
 import math
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.cli import cli_env, run_cli
+from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -118,22 +118,11 @@ def test_fine_tune_mixes_in_replayed_source_images(tmp_path: Path) -> None:
     assert "after" in summary["evaluation"]
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_results(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gen_loop",
-            "run",
-            "debug=smoke",
-            "search.n_trials=200",
-            "hydra.run.dir=runs/interrupted",
-        ],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def test_ctrl_c_stops_cleanly_and_keeps_results(
+    tmp_path: Path, start_cli: Callable[..., subprocess.Popen[str]]
+) -> None:
+    proc = start_cli(
+        tmp_path, "run", "debug=smoke", "search.n_trials=200", "hydra.run.dir=runs/interrupted"
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 300

@@ -103,19 +103,14 @@ def test_int_log_and_categorical_entries() -> None:
     ],
 )
 def test_bad_space_entry_is_a_config_error_naming_its_key(
-    name: str, entry: ParamRangeConfig
+    config_error: Callable[..., ConfigError], name: str, entry: ParamRangeConfig
 ) -> None:
     good = {"contrast": ParamRangeConfig(low=0.6, high=1.4)}
-    with pytest.raises(ConfigError) as info:
-        build_space({**good, name: entry}, SPECS)
-    assert info.value.key.startswith(f"search.space.{name}")
-    assert f"search.space.{name}" in str(info.value)
+    config_error(f"search.space.{name}", build_space, {**good, name: entry}, SPECS, prefix=True)
 
 
-def test_empty_space_is_a_config_error() -> None:
-    with pytest.raises(ConfigError) as info:
-        build_space({}, SPECS)
-    assert info.value.key == "search.space"
+def test_empty_space_is_a_config_error(config_error: Callable[..., ConfigError]) -> None:
+    config_error("search.space", build_space, {}, SPECS)
 
 
 # --- make_sampler ----------------------------------------------------------------------------
@@ -435,10 +430,11 @@ def test_weather_search_config_builds_a_conditional_space(
     assert len(space.distributions) == 8
 
 
-def test_unreachable_database_storage_is_a_config_error_without_the_password() -> None:
+def test_unreachable_database_storage_is_a_config_error_without_the_password(
+    config_error: Callable[..., ConfigError],
+) -> None:
     from gen_loop.search.storage import make_storage
 
-    with pytest.raises(ConfigError) as info:
-        make_storage("postgresql://user:s3cret@127.0.0.1:1/db", None, None)
-    assert info.value.key == "search.storage"
-    assert "s3cret" not in str(info.value) and "user:***@127.0.0.1:1" in str(info.value)
+    url = "postgresql://user:s3cret@127.0.0.1:1/db"
+    err = config_error("search.storage", make_storage, url, None, None)
+    assert "s3cret" not in str(err) and "user:***@127.0.0.1:1" in str(err)

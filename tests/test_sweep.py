@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from gen_loop.config import RunConfig
 from gen_loop.sweep.report import collect_jobs, markdown_table, sweep_report_main, write_report
 from gen_loop.tracking import PARENT_TAG, TRIAL_TAG, Tracker
-from tests.cli import cli_env
+from tests.cli import run_cli
 
 
 def _job(sweep: Path, name: str, overrides: list[str], summary: dict[str, Any] | None) -> None:
@@ -105,24 +103,10 @@ def test_story_overlays_compose_from_far_to_near(
 @pytest.mark.slow
 def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path) -> None:
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gen_loop",
-            "run",
-            "--multirun",
-            "debug=smoke",
-            "experiment=cognata_a,cognata_b",
-            "search.n_trials=2",
-            "hydra.sweep.dir=sweep",
-            *launcher,
-        ],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_cli(
+        tmp_path,
+        *("run", "--multirun", "debug=smoke", "experiment=cognata_a,cognata_b"),
+        *("search.n_trials=2", "hydra.sweep.dir=sweep", *launcher),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
@@ -153,14 +137,7 @@ def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path)
     artifacts = {a.path for a in client.list_artifacts(sweep_id)}
     assert {"sweep_report.md", "sweep_report.csv"} <= artifacts
 
-    report = subprocess.run(
-        [sys.executable, "-m", "gen_loop", "sweep-report", str(sweep), "out=report"],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    report = run_cli(tmp_path, "sweep-report", str(sweep), "out=report", timeout=120)
     assert report.returncode == 0, report.stderr
     rows = [line for line in report.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 2  # header + one row per job
@@ -172,24 +149,13 @@ def test_multirun_jobs_nest_under_one_sweep_run_and_are_reported(tmp_path: Path)
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_failed_job_leaves_the_sweep_run_failed_not_running(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gen_loop",
-            "run",
-            "--multirun",
-            "debug=smoke",
-            "search.n_trials=2,0",  # job 1 is invalid: fails before any work
-            "finetune.enabled=false",
-            "search.study_name=sweep_${hydra:job.num}",  # a study of its own per job
-            "hydra.sweep.dir=sweep",
-        ],
-        cwd=tmp_path,
-        env=cli_env(tmp_path / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_cli(
+        tmp_path,
+        *("run", "--multirun", "debug=smoke"),
+        "search.n_trials=2,0",  # job 1 is invalid: fails before any work
+        "finetune.enabled=false",
+        "search.study_name=sweep_${hydra:job.num}",  # a study of its own per job
+        "hydra.sweep.dir=sweep",
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Callback" not in proc.stderr  # Hydra reports a callback's error only as a warning

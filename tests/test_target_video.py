@@ -280,16 +280,13 @@ def test_load_target_passes_the_video_settings(tmp_path: Path) -> None:
     ],
 )
 def test_bad_video_settings_are_config_errors_naming_the_key(
-    compose_run: Compose, override: str, key: str
+    assert_config_error: Callable[[str, str], ConfigError], override: str, key: str
 ) -> None:
-    cfg = compose_run(["debug=smoke", override])
-    with pytest.raises(ConfigError) as info:
-        check_run_config(cfg)
-    assert info.value.key == key
+    assert_config_error(override, key)
 
 
 def test_video_settings_compose_and_a_video_file_is_a_valid_target_path(
-    compose_run: Compose, tmp_path: Path
+    compose_run: Compose, config_error: Callable[..., ConfigError], tmp_path: Path
 ) -> None:
     default = compose_run(["debug=smoke"])
     assert (default.target.video_stride, default.target.video_max_frames) == (10, 300)
@@ -301,6 +298,4 @@ def test_video_settings_compose_and_a_video_file_is_a_valid_target_path(
     text = tmp_path / "notes.txt"
     text.write_text("x")
     bad = compose_run(["debug=smoke", "target=folder", f"target.path={text}"])
-    with pytest.raises(ConfigError) as info:
-        check_run_config(bad)
-    assert info.value.key == "target.path"
+    config_error("target.path", check_run_config, bad)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -17,7 +17,6 @@ from optuna.trial import TrialState
 from gen_loop.search import StudyMutex, claim_finalisation, make_sampler, make_storage, open_study
 from gen_loop.search.storage import retried_trial_numbers
 from gen_loop.search.workers import WORKER_ATTR, fail_dead_trials, mark_finalised, worker_id
-from tests.cli import cli_env
 from tests.pg_server import PgServer, start_server
 
 
@@ -83,30 +82,22 @@ def test_postgres_mutex_excludes_other_processes(postgres: PgServer, tmp_path: P
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_three_workers_share_one_study(postgres: PgServer, tmp_path: Path) -> None:
+def test_three_workers_share_one_study(
+    postgres: PgServer, tmp_path: Path, start_cli: Callable[..., subprocess.Popen[str]]
+) -> None:
     n_trials, name = 8, "shared"
+    args = [
+        *("run", "debug=smoke", f"search.n_trials={n_trials}"),
+        "search.floor_factor=1e-6",  # run the whole budget: no early convergence
+        f"search.storage={postgres.url}",
+        f"search.study_name={name}",
+        "hydra.run.dir=run",
+    ]
     procs = []
     for i in range(3):  # like three machines: own folder, own MLflow store, one study
         cwd = tmp_path / f"w{i}"
         cwd.mkdir()
-        command = [sys.executable, "-m", "gen_loop", "run", "debug=smoke"]
-        command += [
-            f"search.n_trials={n_trials}",
-            "search.floor_factor=1e-6",  # run the whole budget: no early convergence
-            f"search.storage={postgres.url}",
-            f"search.study_name={name}",
-            "hydra.run.dir=run",
-        ]
-        procs.append(
-            subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=cli_env(tmp_path / "cache"),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        procs.append(start_cli(cwd, *args, cache=tmp_path / "cache"))
     outputs = [p.communicate(timeout=900) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out[-2000:] + err[-3000:]
