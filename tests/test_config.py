@@ -71,13 +71,9 @@ def test_demo_target_differs_from_the_generator_defaults_in_every_searched_param
     ],
 )
 def test_bad_value_is_a_config_error_naming_its_key(
-    compose_run: Compose, override: str, key: str
+    assert_config_error: Callable[[str, str], ConfigError], override: str, key: str
 ) -> None:
-    cfg = compose_run(["debug=smoke", override])
-    with pytest.raises(ConfigError) as info:
-        check_run_config(cfg)
-    assert info.value.key == key
-    assert key in str(info.value)
+    assert_config_error(override, key)
 
 
 @pytest.mark.parametrize(

@@ -211,16 +211,15 @@ def test_each_score_option_is_its_schema(compose_run: Compose, option: str, sche
     ],
 )
 def test_bad_score_settings_are_config_errors(
-    compose_run: Compose, overrides: list[str], key: str
+    compose_run: Compose,
+    assert_config_error: Callable[[list[str], str], ConfigError],
+    config_error: Callable[..., ConfigError],
+    overrides: list[str],
+    key: str,
 ) -> None:
-    cfg = compose_run(["debug=smoke", *overrides])
-    with pytest.raises(ConfigError) as info:
-        check_run_config(cfg)
-    assert info.value.key == key
+    assert_config_error(overrides, key)
     if key != "score.metric":  # the scorer's own check names the key as well
-        with pytest.raises(ConfigError) as built:
-            build_scorer(cfg.score)
-        assert built.value.key == key
+        config_error(key, build_scorer, compose_run(["debug=smoke", *overrides]).score)
 
 
 @pytest.mark.parametrize(
