@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gen_loop.embedder import YoloEmbedder
     from gen_loop.generator import Generator
     from gen_loop.loop.search_loop import SearchOutcome
+    from gen_loop.loop.summary import RunSummary
     from gen_loop.loop.trial import TrialSetup
     from gen_loop.score import CentroidScorer, Scorer
     from gen_loop.search.space import SearchSpace
@@ -195,3 +196,47 @@ def logged_search(tmp_path: Path) -> Iterator[Callable[..., SearchLog]]:
             return SearchLog(outcome, MlflowClient(store), tracker.run_id, tracker.experiment_id)
 
         yield _search
+
+
+@pytest.fixture
+def make_summary() -> Callable[..., RunSummary]:
+    """A function ``(**changes)``: a complete, valid ``RunSummary`` of a small finished run
+    (4 trials, best 1.5 against a floor of 0.5, not fine-tuned) with ``changes`` applied, for
+    tests of what reads ``summary.json`` (``.to_dict()`` is its JSON form)."""
+    from gen_loop.finetune.verdict import unknown_verdict
+    from gen_loop.loop.summary import MlflowInfo, RunSummary, Seeds, StudyInfo, TargetInfo
+    from gen_loop.score import NoiseFloor
+
+    def _make(**changes: Any) -> RunSummary:
+        summary = RunSummary(
+            best_params={"fisheye": 0.5},
+            all_params={"fisheye": 0.5, "weather": "clear"},
+            best_distance=1.5,
+            best_trial=3,
+            default_distance=6.0,
+            default_params={"fisheye": 0.0},
+            noise_floor=NoiseFloor(0.5, 0.1, 8, 2, (0.4, 0.6)),
+            n_trials=4,
+            n_failed=1,
+            n_retried=0,
+            n_refine_trials=0,
+            best_stage="sampler",
+            stop_reason="budget: 4 trials",
+            selected_count=0,
+            pool_size=0,
+            evaluation={},
+            verdict=unknown_verdict("unknown: not fine-tuned by this run"),
+            target=TargetInfo("folder x", 10, 1, "abc"),
+            mlflow=MlflowInfo("r1", "sqlite:///m.db", "0", "gen_loop"),
+            study=StudyInfo("gen_loop", "sqlite:///o.db"),
+            seeds=Seeds(0, 1, 0),
+            timings_s={"search_s": 1.0},
+            run_dir="/tmp/run",
+        )
+        for key, value in changes.items():
+            if not hasattr(summary, key):
+                raise AttributeError(f"RunSummary has no field {key!r}")
+            setattr(summary, key, value)
+        return summary
+
+    return _make

@@ -6,42 +6,44 @@ import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from gen_loop.config import RunConfig
+from gen_loop.loop.summary import RunSummary
+from gen_loop.score import NoiseFloor
 from gen_loop.sweep.report import collect_jobs, markdown_table, sweep_report_main, write_report
 from gen_loop.tracking import PARENT_TAG, TRIAL_TAG, Tracker
 from tests.cli import run_cli
 
 
-def _job(sweep: Path, name: str, overrides: list[str], summary: dict[str, Any] | None) -> None:
+def _job(sweep: Path, name: str, overrides: list[str], summary: RunSummary | None) -> None:
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     if summary is not None:
-        (job / "summary.json").write_text(json.dumps(summary))
+        (job / "summary.json").write_text(json.dumps(summary.to_dict()))
 
 
-def _summary(best: float, floor: float, after: float | None) -> dict[str, Any]:
-    evaluation = {"before": {"map50": 0.1}, "after": {"map50": after}} if after else {}
-    return {
-        "best_distance": best,
-        "default_distance": 10.0,
-        "noise_floor": {"mean": floor},
-        "stop_reason": "converged",
-        "n_trials": 7,
-        "n_failed": 1,
-        "evaluation": evaluation,
-    }
+def test_report_has_a_row_per_job_in_job_order(
+    tmp_path: Path, make_summary: Callable[..., RunSummary]
+) -> None:
+    def summary(best: float, floor: float, after: float | None) -> RunSummary:
+        evaluation = {"before": {"map50": 0.1}, "after": {"map50": after}} if after else {}
+        return make_summary(
+            best_distance=best,
+            default_distance=10.0,
+            noise_floor=NoiseFloor(floor, 0.1, 8, 2, (floor, floor)),
+            stop_reason="converged",
+            n_trials=7,
+            n_failed=1,
+            evaluation=evaluation,
+        )
 
-
-def test_report_has_a_row_per_job_in_job_order(tmp_path: Path) -> None:
-    _job(tmp_path, "10", ["search.seed=10"], _summary(2.0, 0.5, 0.6))
-    _job(tmp_path, "2", ["search.seed=2", "score.metric=cosine"], _summary(3.0, 1.5, None))
+    _job(tmp_path, "10", ["search.seed=10"], summary(2.0, 0.5, 0.6))
+    _job(tmp_path, "2", ["search.seed=2", "score.metric=cosine"], summary(3.0, 1.5, None))
     _job(tmp_path, "3", ["search.seed=3"], None)  # failed before writing its summary
     rows = collect_jobs(tmp_path)
     assert [r["job"] for r in rows] == ["2", "3", "10"]
