@@ -191,8 +191,21 @@ def test_a_server_that_dies_mid_study_loses_logs_not_trials(tmp_path: Path) -> N
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert len(study.trials) == 10
     lost = summary["mlflow"]["lost_logs"]
-    assert 1 <= lost["n_trials"] <= 7 and lost["outages"] == 1 and lost["store_down_at_end"]
+    assert lost["n_trials"] >= 1 and lost["outages"] == 1 and lost["store_down_at_end"]
     assert set(lost["trials"]) <= set(range(10))
+    # Trial logs are written by a background thread, so those queued when the server died are
+    # lost too; but every trial not counted as lost is complete in the server's own database.
+    client = MlflowClient(f"sqlite:///{doomed.root / 'db'}")
+    parent = client.get_run(summary["mlflow"]["run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    complete = {
+        int(c.data.tags["gen_loop.trial"])
+        for c in children
+        if c.info.status == "FINISHED" and "distance" in c.data.metrics
+    }
+    assert set(range(10)) - set(lost["trials"]) <= complete
     assert "was unreachable during the run" in stdout
     assert "after" in summary["evaluation"]  # the run finished its fine-tune without MLflow
 

@@ -52,11 +52,12 @@ def _flatten(params: Mapping[str, object], prefix: str = "") -> dict[str, object
 
 def _sanitize_key(key: str) -> str:
     """Make ``key`` acceptable to MLflow: allowed characters, a normalised relative path."""
-    cleaned = _BAD_KEY_CHARS.sub("_", key)
-    # MLflow rejects names that change under posixpath.normpath ("a//b", "./a", "a/", "/a").
+    cleaned = _BAD_KEY_CHARS.sub("_", key)[:_MAX_KEY_LENGTH]
+    # MLflow rejects names that change under posixpath.normpath ("a//b", "./a", "a/", "/a")
+    # and names that start with ".." ("..0").
     parts = [p if p not in (".", "..") else p.replace(".", "_") for p in cleaned.split("/") if p]
     cleaned = "/".join(parts) or "_"
-    return cleaned[:_MAX_KEY_LENGTH]
+    return "_" + cleaned[1:] if cleaned.startswith("..") else cleaned
 
 
 def _truncate(value: str, limit: int, what: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,11 +133,22 @@ class StoreHealth:
 
     def __init__(self, uri: str) -> None:
         self._uri = uri
+        # The tracker's thread (parent run) and its background writer (trial runs) share it.
+        self._lock = threading.Lock()
         self._down_since: float | None = None
         self._last_probe = 0.0
         self.lost_trials: set[int] = set()
         self.lost_run_logs = 0
         self.outages = 0
+
+    def __getstate__(self) -> dict[str, object]:  # e.g. in a Hydra callback sent to a job
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def down(self) -> bool:
@@ -165,7 +177,8 @@ class StoreHealth:
 
     def recovered(self) -> None:
         """Record that a logging call went through (ends an outage of a file store)."""
-        self._down_since = None
+        with self._lock:
+            self._down_since = None
 
     def lost(self, trial: int | None, what: str, error: BaseException | None = None) -> None:
         """Record a logging call that did not reach the store.
@@ -175,31 +188,32 @@ class StoreHealth:
             what: The call, for the warning.
             error: The failure; None when the call was skipped because the store is down.
         """
-        if trial is None:
-            self.lost_run_logs += 1
-        else:
-            self.lost_trials.add(trial)
-        if error is None:
-            return
-        if self._down_since is None:
+        with self._lock:
+            if trial is None:
+                self.lost_run_logs += 1
+            else:
+                self.lost_trials.add(trial)
+            if error is None or self._down_since is not None:
+                return
             self._down_since = self._last_probe = time.monotonic()
             self.outages += 1
-            _logger.warning(
-                "MLflow logging failed (%s%s): %s. The run goes on; the Optuna study keeps "
-                "every trial, and logs lost while %s is unreachable are counted in "
-                "summary.json (mlflow.lost_logs).",
-                what,
-                "" if trial is None else f", trial {trial}",
-                mask_url(f"{type(error).__name__}: {error}")[:500],
-                mask_url(self._uri),
-            )
+        _logger.warning(
+            "MLflow logging failed (%s%s): %s. The run goes on; the Optuna study keeps "
+            "every trial, and logs lost while %s is unreachable are counted in "
+            "summary.json (mlflow.lost_logs).",
+            what,
+            "" if trial is None else f", trial {trial}",
+            mask_url(f"{type(error).__name__}: {error}")[:500],
+            mask_url(self._uri),
+        )
 
     def report(self) -> dict[str, object]:
         """The losses, for ``summary.json``."""
-        return {
-            "trials": sorted(self.lost_trials),
-            "n_trials": len(self.lost_trials),
-            "run_logs": self.lost_run_logs,
-            "outages": self.outages,
-            "store_down_at_end": self.down,
-        }
+        with self._lock:
+            return {
+                "trials": sorted(self.lost_trials),
+                "n_trials": len(self.lost_trials),
+                "run_logs": self.lost_run_logs,
+                "outages": self.outages,
+                "store_down_at_end": self.down,
+            }

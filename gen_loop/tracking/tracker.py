@@ -31,6 +31,7 @@ from gen_loop.tracking._run_logger import (
 )
 from gen_loop.tracking._server import StoreHealth, check_server, configure_http_client, is_remote
 from gen_loop.tracking._sqlite import use_wal
+from gen_loop.tracking._writer import RunHandle, Writer
 from gen_loop.tracking.trial_run import TrialRun
 
 if TYPE_CHECKING:
@@ -52,6 +53,12 @@ class Tracker(_RunLogger):
     Use as a context manager: entering sets the tracking URI, creates the experiment when it is
     missing and starts (or resumes) the parent run; leaving ends it FINISHED, KILLED on
     ``KeyboardInterrupt`` or FAILED on another exception, which always propagates.
+
+    The parent run's calls write to the store at once. The trial runs' calls are queued for a
+    background writer thread owned by the tracker (they took ~25 ms a trial:
+    experiments/throughput/RESULTS.md); leaving the ``with`` block, however it is left, first
+    waits until every queued trial log is in the store or counted in :attr:`lost_logs`. Read
+    the store inside the block only after :meth:`flush`.
 
     Args:
         tracking_uri: MLflow tracking URI, e.g. ``sqlite:///runs/mlflow.db`` or a server URL.
@@ -84,6 +91,7 @@ class Tracker(_RunLogger):
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
         self._health = StoreHealth(tracking_uri)
+        self._writer: Writer | None = None
         # Params of the parent run (None: not read yet). Only this object logs params to its
         # run, so after one read the store need not be asked again.
         self._known_params: dict[str, str] | None = None
@@ -109,8 +117,17 @@ class Tracker(_RunLogger):
 
     @property
     def lost_logs(self) -> dict[str, object]:
-        """Logging calls that did not reach the store: trial numbers, parent-run calls, outages."""
+        """Logging calls that did not reach the store: trial numbers, parent-run calls, outages.
+
+        Waits for the trial logs still queued, so that the counts are complete.
+        """
+        self.flush()
         return self._health.report()
+
+    def flush(self) -> None:
+        """Wait until every queued trial log is in the store (or counted as lost)."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def __enter__(self) -> Tracker:
         import mlflow
@@ -121,6 +138,7 @@ class Tracker(_RunLogger):
             check_server(self._tracking_uri)
         mlflow.set_tracking_uri(self._tracking_uri)
         self._client = MlflowClient(tracking_uri=self._tracking_uri)
+        self._writer = Writer(self._client, self._health)
         try:
             self._experiment_id = self._ensure_experiment()
             use_wal(self._tracking_uri)
@@ -152,7 +170,11 @@ class Tracker(_RunLogger):
     ) -> None:
         if self._run_id is None or self._client is None:
             return
-        self._close(exc)
+        try:
+            if self._writer is not None:
+                self._writer.close()  # the trials' logs first: the parent ends last
+        finally:
+            self._close(exc)
 
     def trial(self, number: int, params: Mapping[str, object]) -> AbstractContextManager[TrialRun]:
         """Open the nested child run of one trial.
@@ -173,11 +195,12 @@ class Tracker(_RunLogger):
 
     @contextmanager
     def _trial(self, number: int, params: Mapping[str, object]) -> Iterator[TrialRun]:
-        client, _ = self._target()
-        run_id = self._create_trial_run(number)
-        if run_id is None:
-            self._health.lost(number, "create_run")
-        trial = TrialRun(client, run_id, self._health, number)
+        _, parent_id = self._target()
+        assert self._writer is not None
+        run = RunHandle(number)
+        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
+        self._writer.create_run(run, self.experiment_id, f"trial-{number:04d}", tags)
+        trial = TrialRun(self._writer, run, self._health)
         try:
             trial.log_params(params)
             yield trial
@@ -185,18 +208,6 @@ class Tracker(_RunLogger):
             trial._close(exc)
             raise
         trial._close(None)
-
-    def _create_trial_run(self, number: int) -> str | None:
-        client, parent_id = self._target()
-        if not self._health.available():
-            return None
-        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
-        try:
-            run = client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
-        except _transport_errors() as err:
-            self._health.lost(number, "create_run", err)
-            return None
-        return str(run.info.run_id)
 
     # ------------------------------------------------ the parent run's writes: synchronous
 

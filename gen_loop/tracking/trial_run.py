@@ -1,13 +1,14 @@
-"""The nested child run of one trial."""
+"""The nested child run of one trial, written by the tracker's background writer."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gen_loop.tracking._limits import write_batch
-from gen_loop.tracking._outage import _NoRun, _tolerant
 from gen_loop.tracking._run_logger import ERROR_TAG, _RunLogger, upload, upload_image
 
 if TYPE_CHECKING:
@@ -16,29 +17,34 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, RunTag
 
     from gen_loop.tracking._server import StoreHealth
+    from gen_loop.tracking._writer import RunHandle, Writer
 
 
 class TrialRun(_RunLogger):
     """The nested child run of one trial; made by :meth:`Tracker.trial`, not directly.
 
-    When the store was unreachable as the trial started, the run does not exist
-    (``run_id`` is None) and every logging call is counted as lost.
+    Its logging calls check and normalise their arguments, queue the write for the tracker's
+    background writer (:mod:`gen_loop.tracking._writer`) and return; they may be made from any
+    thread. Everything queued is in the store when the tracker's ``with`` block has ended
+    (or after :meth:`Tracker.flush`). When the store was unreachable as the trial started,
+    the run does not exist (``run_id`` is None) and every logging call is counted as lost.
     """
 
-    def __init__(
-        self, client: MlflowClient, run_id: str | None, health: StoreHealth, number: int
-    ) -> None:
-        self._client = client
-        self._run_id = run_id
+    def __init__(self, writer: Writer, run: RunHandle, health: StoreHealth) -> None:
+        self._writer = writer
+        self._run = run
         self._health = health
-        self._trial_number = number
+        self._trial_number = run.number
         self._known_params: dict[str, str] = {}  # a run created just now has none
-        self.ended = run_id is None
 
     @property
     def run_id(self) -> str | None:
-        """Id of the trial's child run; None when it could not be created."""
-        return self._run_id
+        """Id of the trial's child run; None when it could not be created.
+
+        Waits for the writer to have created the run (the first job of the trial).
+        """
+        self._run.created.wait()
+        return self._run.run_id
 
     def fail(self, reason: str) -> None:
         """Mark the trial FAILED with ``reason`` in the ``gen_loop.error`` tag, without raising.
@@ -51,38 +57,52 @@ class TrialRun(_RunLogger):
         self.set_tags({ERROR_TAG: reason})
         self._end("FAILED")
 
-    def _target(self) -> tuple[MlflowClient, str]:
-        if self._run_id is None:
-            raise _NoRun(f"trial {self._trial_number} has no MLflow run")
-        return self._client, self._run_id
-
     def _logged_params(self) -> dict[str, str]:
         return self._known_params
 
-    @_tolerant(fallback=lambda: False)
     def _write(
         self,
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
         metrics: Sequence[Metric] = (),
     ) -> bool:
-        write_batch(*self._target(), params, tags, metrics)
+        self._writer.log_batch(self._run, params, tags, metrics)
         return True
 
-    @_tolerant()
     def _upload(self, path: Path, artifact_path: str | None) -> None:
-        upload(*self._target(), path, artifact_path)
+        # A copy: the caller may change or delete its file before the writer gets to it.
+        staging = Path(tempfile.mkdtemp(prefix="gen_loop_artifact_"))
+        local = staging / path.name
+        if path.is_dir():
+            shutil.copytree(path, local)
+        else:
+            shutil.copy2(path, local)
 
-    @_tolerant()
+        def send(client: MlflowClient, run_id: str) -> None:
+            upload(client, run_id, local, artifact_path)
+
+        self._writer.call(
+            self._run, "log_artifact", send, lambda: shutil.rmtree(staging, ignore_errors=True)
+        )
+
     def _write_text(self, text: str, artifact_file: str) -> None:
-        client, run_id = self._target()
-        client.log_text(run_id, text, artifact_file)
+        def send(client: MlflowClient, run_id: str) -> None:
+            client.log_text(run_id, text, artifact_file)
 
-    @_tolerant()
+        self._writer.call(self._run, "log_text", send)
+
     def _write_image(self, image: np.ndarray, artifact_file: str) -> None:
-        upload_image(*self._target(), image, artifact_file)
+        copy = image.copy()  # encoded by the writer; the caller may reuse its array
 
-    @_tolerant()
+        def send(client: MlflowClient, run_id: str) -> None:
+            upload_image(client, run_id, copy, artifact_file)
+
+        self._writer.call(self._run, "log_image", send)
+
     def _terminate(self, status: str) -> None:
-        client, run_id = self._target()
-        client.set_terminated(run_id, status=status)
+        end_time = int(time.time() * 1000)
+
+        def send(client: MlflowClient, run_id: str) -> None:
+            client.set_terminated(run_id, status=status, end_time=end_time)
+
+        self._writer.call(self._run, "set_terminated", send)
