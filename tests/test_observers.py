@@ -10,49 +10,18 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from gen_loop.finetune.verdict import unknown_verdict
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.loop.console import INTERRUPTED, ConsoleObserver
 from gen_loop.loop.mlflow_observer import MlflowObserver
 from gen_loop.loop.observer import Observers, TrialEnd, TrialStart
-from gen_loop.loop.summary import MlflowInfo, RunSummary, Seeds, StudyInfo, TargetInfo
-from gen_loop.score import NoiseFloor
+from gen_loop.loop.summary import RunSummary
 from gen_loop.tracking import Tracker
 
 
-def _summary(**changes: object) -> RunSummary:
-    summary = RunSummary(
-        best_params={"fisheye": 0.5},
-        all_params={"fisheye": 0.5, "weather": "clear"},
-        best_distance=1.5,
-        best_trial=3,
-        default_distance=6.0,
-        default_params={"fisheye": 0.0},
-        noise_floor=NoiseFloor(0.5, 0.1, 8, 2, (0.4, 0.6)),
-        n_trials=4,
-        n_failed=1,
-        n_retried=0,
-        n_refine_trials=0,
-        best_stage="sampler",
-        stop_reason="budget: 4 trials",
-        selected_count=0,
-        pool_size=0,
-        evaluation={},
-        verdict=unknown_verdict("unknown: not fine-tuned by this run"),
-        target=TargetInfo("folder x", 10, 1, "abc"),
-        mlflow=MlflowInfo("r1", "sqlite:///m.db", "0", "gen_loop"),
-        study=StudyInfo("gen_loop", "sqlite:///o.db"),
-        seeds=Seeds(0, 1, 0),
-        timings_s={"search_s": 1.0},
-        run_dir="/tmp/run",
-    )
-    for key, value in changes.items():
-        setattr(summary, key, value)
-    return summary
-
-
-def test_summary_round_trips_and_omits_what_the_run_did_not_set(tmp_path: Path) -> None:
-    summary = _summary()
+def test_summary_round_trips_and_omits_what_the_run_did_not_set(
+    make_summary, tmp_path: Path
+) -> None:
+    summary = make_summary()
     summary.write(tmp_path / "summary.json")
     data = json.loads((tmp_path / "summary.json").read_text())
     assert "finetuned_weights" not in data and "finalised_by" not in data
@@ -69,9 +38,9 @@ def test_summary_round_trips_and_omits_what_the_run_did_not_set(tmp_path: Path) 
     assert summary.best_over_floor == pytest.approx(3.0)
 
 
-def test_a_bad_summary_file_is_named(tmp_path: Path) -> None:
+def test_a_bad_summary_file_is_named(make_summary, tmp_path: Path) -> None:
     bad = tmp_path / "summary.json"
-    data = _summary().to_dict()
+    data = make_summary().to_dict()
     del data["stop_reason"]
     bad.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="stop_reason") as info:
@@ -82,14 +51,15 @@ def test_a_bad_summary_file_is_named(tmp_path: Path) -> None:
         RunSummary.load(bad)
 
 
-def test_console_prints_a_line_per_trial_and_the_table() -> None:
+def test_console_prints_a_line_per_trial_and_the_table(make_summary) -> None:
     out = io.StringIO()
     console = ConsoleObserver(out)
     console.on_trial_end(TrialEnd(0, {"fisheye": 0.25}, distance=2.0, best=2.0, best_trial=0))
     console.on_trial_end(TrialEnd(1, {"fisheye": 0.9}, error="RuntimeError: boom", best=2.0))
     console.on_trial_end(TrialEnd(2, {"fisheye": 0.1}, interrupted=True))
-    console.on_search_end(_summary(stop_reason=INTERRUPTED))
-    console.on_end(_summary(finalised_by={"host": "h", "pid": 7, "run_dir": "/r", "done": True}))
+    console.on_search_end(make_summary(stop_reason=INTERRUPTED))
+    holder = {"host": "h", "pid": 7, "run_dir": "/r", "done": True}
+    console.on_end(make_summary(finalised_by=holder))
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("trial    0 | dist   2.0000*") and "fisheye=0.25" in lines[0]
     assert "failed" in lines[1] and "error: RuntimeError: boom" in lines[1]
