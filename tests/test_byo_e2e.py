@@ -4,7 +4,6 @@ labeled folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,7 @@ import pytest
 
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.generator.yolo_io import write_yolo_dataset
+from gen_loop.loop.summary import RunSummary
 from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,12 +71,12 @@ def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> No
         "hydra.run.dir=runs/byo",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads((tmp_path / "runs" / "byo" / "summary.json").read_text())
-    assert summary["target"]["n_images"] == 12  # 24 frames, every 2nd
-    assert summary["stop_reason"].startswith("converged")
-    assert summary["n_failed"] == 0 and summary["best_distance"] <= summary["default_distance"]
-    assert summary["selected_count"] > 0 and summary["replay_count"] > 0
-    assert Path(summary["finetuned_weights"]).is_file()
-    assert "no labeled target data" in summary["evaluation"]["skipped"]
+    summary = RunSummary.load(tmp_path / "runs" / "byo" / "summary.json")
+    assert summary.target.n_images == 12  # 24 frames, every 2nd
+    assert summary.stop_reason.startswith("converged")
+    assert summary.n_failed == 0 and summary.best_distance <= summary.default_distance
+    assert summary.selected_count > 0 and summary.replay_count > 0
+    assert Path(summary.finetuned_weights).is_file()
+    assert "no labeled target data" in summary.evaluation["skipped"]
     replayed = (tmp_path / "runs" / "byo" / "selected" / "replay.txt").read_text().split()
     assert all(str(tmp_path / "source") in p for p in replayed)

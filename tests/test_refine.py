@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import socket
 from pathlib import Path
@@ -15,6 +14,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from gen_loop.config.validate import check_run_config
+from gen_loop.loop.summary import RunSummary
 from gen_loop.score import CentroidScorer
 from gen_loop.search.refine import Box
 from tests.cli import run_cli
@@ -108,7 +108,7 @@ def test_smoke_run_refines_after_the_sampler(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "runs" / "r"
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = RunSummary.load(run_dir / "summary.json")
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
@@ -116,8 +116,8 @@ def test_smoke_run_refines_after_the_sampler(tmp_path: Path) -> None:
     assert stages[0] == "start" and "sampler" in stages[:4]
     assert stages[4:] == ["refine"] * 8  # after 4 finished trials, every trial is refinement
     before = min(t.user_attrs["distance"] for t in trials[:4])
-    assert summary["best_distance"] <= before
-    assert summary["n_refine_trials"] == 8
+    assert summary.best_distance <= before
+    assert summary.n_refine_trials == 8
     # the first refinement trial re-evaluates the best of the first four (common scene seed)
     best_before = min(trials[:4], key=lambda t: t.user_attrs["distance"])
     assert trials[4].params == pytest.approx(best_before.params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from gen_loop.loop.summary import RunSummary
 from gen_loop.search.storage import retried_trial_numbers
 from tests.cli import run_cli
 
@@ -85,10 +85,10 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
     completed_before = killed.number  # trials 0 .. killed-1 finished before the kill, kept
     assert again.stdout.count("| floor ") == 12 - completed_before
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["mlflow"]["run_id"] == parent_id  # the parent run is continued
-    assert (summary["n_trials"], summary["n_failed"], summary["n_retried"]) == (13, 1, 1)
-    client = MlflowClient(summary["mlflow"]["tracking_uri"])
+    summary = RunSummary.load(run_dir / "summary.json")
+    assert summary.mlflow.run_id == parent_id  # the parent run is continued
+    assert (summary.n_trials, summary.n_failed, summary.n_retried) == (13, 1, 1)
+    client = MlflowClient(summary.mlflow.tracking_uri)
     assert client.get_run(parent_id).info.status == "FINISHED"
     parents = client.search_runs([client.get_run(parent_id).info.experiment_id])
     assert sum("mlflow.parentRunId" not in r.data.tags for r in parents) == 1  # no duplicate

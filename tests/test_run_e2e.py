@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from gen_loop.loop.summary import RunSummary
 from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,21 +31,21 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     proc = _run(cwd, "hydra.run.dir=runs/smoke")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = cwd / "runs" / "smoke"
-    return run_dir, json.loads((run_dir / "summary.json").read_text()), proc.stdout
+    return run_dir, RunSummary.load(run_dir / "summary.json"), proc.stdout
 
 
-def test_summary_is_the_contract(smoke: tuple[Path, dict[str, Any], str]) -> None:
+def test_summary_is_the_contract(smoke: tuple[Path, RunSummary, str]) -> None:
     run_dir, summary, stdout = smoke
-    assert summary["n_trials"] == 6 and summary["n_failed"] == 0
-    assert summary["stop_reason"].startswith(("budget", "converged", "plateau"))
-    assert summary["best_distance"] <= summary["default_distance"]
-    assert summary["noise_floor"]["mean"] > 0 and summary["noise_floor"]["batch_size"] == 8
-    assert set(summary["best_params"]) == set(summary["target_hidden_params"])
-    assert all(0 <= e <= 1 for e in summary["recovery_error"].values())
-    assert 0 < summary["selected_count"] <= summary["pool_size"] == 24
+    assert summary.n_trials == 6 and summary.n_failed == 0
+    assert summary.stop_reason.startswith(("budget", "converged", "plateau"))
+    assert summary.best_distance <= summary.default_distance
+    assert summary.noise_floor.mean > 0 and summary.noise_floor.batch_size == 8
+    assert set(summary.best_params) == set(summary.target_hidden_params)
+    assert all(0 <= e <= 1 for e in summary.recovery_error.values())
+    assert 0 < summary.selected_count <= summary.pool_size == 24
     for stage in ("before", "after"):
-        assert 0.0 <= summary["evaluation"][stage]["map50"] <= 1.0
-    assert Path(summary["finetuned_weights"]).is_file()
+        assert 0.0 <= summary.evaluation[stage]["map50"] <= 1.0
+    assert Path(summary.finetuned_weights).is_file()
     assert (run_dir / "config.yaml").is_file()
     # The console shows a line per trial and the final table.
     assert stdout.count("| floor ") == 6
@@ -53,30 +53,30 @@ def test_summary_is_the_contract(smoke: tuple[Path, dict[str, Any], str]) -> Non
 
 
 def test_study_in_storage_starts_from_the_default_params(
-    smoke: tuple[Path, dict[str, Any], str],
+    smoke: tuple[Path, RunSummary, str],
 ) -> None:
     run_dir, summary, _ = smoke
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert len(study.trials) == 6
-    assert study.trials[0].params == summary["default_params"]
+    assert study.trials[0].params == summary.default_params
     assert study.metric_names == ["log_distance"]
-    assert math.exp(study.trials[0].value) == pytest.approx(summary["default_distance"])
-    assert study.trials[0].user_attrs["distance"] == pytest.approx(summary["default_distance"])
-    assert math.exp(study.best_value) == pytest.approx(summary["best_distance"])
+    assert math.exp(study.trials[0].value) == pytest.approx(summary.default_distance)
+    assert study.trials[0].user_attrs["distance"] == pytest.approx(summary.default_distance)
+    assert math.exp(study.best_value) == pytest.approx(summary.best_distance)
 
 
 def test_mlflow_has_a_parent_run_and_a_child_per_trial(
-    smoke: tuple[Path, dict[str, Any], str],
+    smoke: tuple[Path, RunSummary, str],
 ) -> None:
     _, summary, _ = smoke
-    client = MlflowClient(summary["mlflow"]["tracking_uri"])
-    parent = client.get_run(summary["mlflow"]["run_id"])
+    client = MlflowClient(summary.mlflow.tracking_uri)
+    parent = client.get_run(summary.mlflow.run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.params["search.n_trials"] == "6"
     assert "gen_loop.target_fingerprint" in parent.data.tags
     history = client.get_metric_history(parent.info.run_id, "best_distance")
     assert len(history) == 6
-    assert min(m.value for m in history) == pytest.approx(summary["best_distance"])
+    assert min(m.value for m in history) == pytest.approx(summary.best_distance)
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
@@ -89,7 +89,7 @@ def test_mlflow_has_a_parent_run_and_a_child_per_trial(
 
 
 def test_rerun_in_the_same_folder_resumes_the_study(
-    smoke: tuple[Path, dict[str, Any], str],
+    smoke: tuple[Path, RunSummary, str],
 ) -> None:
     run_dir, first, _ = smoke
     proc = _run(
@@ -99,10 +99,10 @@ def test_rerun_in_the_same_folder_resumes_the_study(
         "finetune.enabled=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    second = json.loads((run_dir / "summary.json").read_text())
-    assert second["n_trials"] == 8  # 6 kept + 2 new
-    assert second["mlflow"]["run_id"] == first["mlflow"]["run_id"]  # continued, not duplicated
-    assert second["best_distance"] <= first["best_distance"]
+    second = RunSummary.load(run_dir / "summary.json")
+    assert second.n_trials == 8  # 6 kept + 2 new
+    assert second.mlflow.run_id == first.mlflow.run_id  # continued, not duplicated
+    assert second.best_distance <= first.best_distance
     assert proc.stdout.count("| floor ") == 2
 
 
@@ -110,12 +110,12 @@ def test_fine_tune_mixes_in_replayed_source_images(tmp_path: Path) -> None:
     proc = _run(tmp_path, "finetune.replay_fraction=0.5", "hydra.run.dir=runs/replay")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "runs" / "replay"
-    summary = json.loads((run_dir / "summary.json").read_text())
-    n_train = summary["selected_count"] - round(summary["selected_count"] * 0.2)
-    assert summary["replay_count"] == n_train  # half of the training set is source data
+    summary = RunSummary.load(run_dir / "summary.json")
+    n_train = summary.selected_count - round(summary.selected_count * 0.2)
+    assert summary.replay_count == n_train  # half of the training set is source data
     data = yaml.safe_load((run_dir / "selected" / "data.yaml").read_text())
     assert data["train"] == ["images/train", "replay.txt"]
-    assert "after" in summary["evaluation"]
+    assert "after" in summary.evaluation
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_results(
@@ -133,10 +133,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_results(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
-    summary = json.loads((tmp_path / "runs" / "interrupted" / "summary.json").read_text())
-    assert summary["stop_reason"] == "interrupted by the user"
-    assert summary["n_trials"] >= 3
-    run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
+    summary = RunSummary.load(tmp_path / "runs" / "interrupted" / "summary.json")
+    assert summary.stop_reason == "interrupted by the user"
+    assert summary.n_trials >= 3
+    run = MlflowClient(summary.mlflow.tracking_uri).get_run(summary.mlflow.run_id)
     assert run.info.status == "KILLED"
 
 
@@ -154,12 +154,12 @@ def test_user_folder_without_labels_skips_evaluation_with_a_message(tmp_path: Pa
         "hydra.run.dir=runs/user",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((tmp_path / "runs" / "user" / "summary.json").read_text())
-    assert summary["target"]["n_images"] == 20 and summary["target"]["skipped"] == 1
+    summary = RunSummary.load(tmp_path / "runs" / "user" / "summary.json")
+    assert summary.target.n_images == 20 and summary.target.skipped == 1
     assert "broken.jpg" in proc.stderr + proc.stdout  # the skipped file is named
-    assert "no labeled target data" in summary["evaluation"]["skipped"]
-    assert "target_hidden_params" not in summary
-    assert Path(summary["finetuned_weights"]).is_file()  # fine-tuned, just not evaluated
+    assert "no labeled target data" in summary.evaluation["skipped"]
+    assert summary.target_hidden_params is None
+    assert Path(summary.finetuned_weights).is_file()  # fine-tuned, just not evaluated
 
 
 def test_missing_target_folder_fails_before_any_work(tmp_path: Path) -> None:
