@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import compose_run
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
@@ -70,16 +73,7 @@ def loop_summary(seed: int, loop_overrides: list[str]) -> tuple[dict[str, Any], 
 
 def compose(overrides: list[str]) -> Any:
     """The run config the loop would use, with ``overrides``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from gen_loop.config import CONF_DIR, register_configs
-
-    register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose("run", overrides=[f"run_dir={WORK}", *overrides])
-    return OmegaConf.to_object(cfg)
+    return compose_run(overrides, run_dir=WORK)
 
 
 def main() -> None:
@@ -126,9 +120,13 @@ def run_condition(
 
     from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
     from gen_loop.embedder.cache import cached_embeddings
-    from gen_loop.finetune import add_replay, evaluate_detector, finetune_and_evaluate
+    from gen_loop.finetune import (
+        add_replay,
+        evaluate_detector,
+        finetune_and_evaluate,
+        train_device,
+    )
     from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
-    from gen_loop.loop.session import _train_device
     from gen_loop.loop.target_data import load_target
     from gen_loop.score.scorer import CentroidScorer
     from gen_loop.selection import ranked_params, select_pool
@@ -141,7 +139,7 @@ def run_condition(
     configure_ultralytics()
     weights = resolve_weights(cfg.embedder, cache_dir)
     assert weights is not None and target.labels_yaml is not None and target.hidden_params
-    device = _train_device(cfg.finetune.device)
+    device = train_device(cfg.finetune.device)
     out_dir = WORK / "finetune" / "_".join([condition, str(seed), *overrides]).replace("/", "-")
     record: dict[str, Any] = {
         "eval_images": len(target.images.images),

@@ -1,7 +1,7 @@
 """Fine-tune and evaluate the detector with the ultralytics trainer."""
 
 from gen_loop.finetune.base import train_base
-from gen_loop.finetune.evaluate import finetune_and_evaluate
+from gen_loop.finetune.evaluate import finetune_and_evaluate, train_device
 from gen_loop.finetune.replay import add_replay
 from gen_loop.finetune.train import DetectionMetrics, evaluate_detector, train_detector
 
@@ -12,4 +12,5 @@ __all__ = [
     "finetune_and_evaluate",
     "train_base",
     "train_detector",
+    "train_device",
 ]

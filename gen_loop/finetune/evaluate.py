@@ -76,3 +76,11 @@ def _class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
         f"the base detector's classes {theirs} differ from the data's {list(class_names)}: "
         "ultralytics re-initialises the detection head, and 'before' scores are not comparable"
     )
+
+
+def train_device(device: str) -> str:
+    """``finetune.device`` (auto, cpu, cuda, cuda:N) as the ultralytics trainer takes it."""
+    from gen_loop.embedder.yolo import resolve_device
+
+    resolved = resolve_device(device)
+    return "cpu" if resolved.type == "cpu" else str(resolved.index or 0)

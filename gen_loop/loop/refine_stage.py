@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -28,6 +29,7 @@ from gen_loop.search.workers import StudyView, decide
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Refiner:
     """When to switch to least squares, and the refinement itself; once per worker session.
 
@@ -44,22 +46,16 @@ class Refiner:
         start: ``time.monotonic()`` when the search started (for ``search.timeout_s``).
     """
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        setup: TrialSetup,
-        convergence: Convergence,
-        observer: LoopObserver,
-        mutex: StudyMutex,
-        start: float,
-    ) -> None:
-        self.study = study
-        self.setup = setup
-        self.convergence = convergence
-        self.observer = observer
-        self.mutex = mutex
-        self.start = start
-        self.done = setup.refine.method == "none"
+    study: optuna.Study
+    setup: TrialSetup
+    convergence: Convergence
+    observer: LoopObserver
+    mutex: StudyMutex
+    start: float
+    done: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.done = self.setup.refine.method == "none"
 
     def start_point(self, view: StudyView) -> FrozenTrial | None:
         """The study's best trial when this worker should switch to refining now, else None.

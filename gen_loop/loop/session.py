@@ -17,7 +17,7 @@ from gen_loop._secrets import mask_url
 from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
-from gen_loop.finetune import add_replay, finetune_and_evaluate
+from gen_loop.finetune import add_replay, finetune_and_evaluate, train_device
 from gen_loop.finetune.verdict import gain_verdict, unknown_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
@@ -287,7 +287,7 @@ class LoopSession:
                 selection,
                 self.target.labels_yaml,
                 cfg.finetune,
-                _train_device(cfg.finetune.device),
+                train_device(cfg.finetune.device),
                 self.run_dir / "finetune",
             )
             summary.finetuned_weights = str(weights)
@@ -309,10 +309,3 @@ def _storage(url: str, s: SearchConfig) -> optuna.storages.BaseStorage:
     return make_storage(
         url, s.heartbeat_interval_s if beats else None, s.grace_period_s if beats else None
     )
-
-
-def _train_device(device: str) -> str:
-    from gen_loop.embedder.yolo import resolve_device
-
-    resolved = resolve_device(device)
-    return "cpu" if resolved.type == "cpu" else str(resolved.index or 0)
