@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop.config.schema import GenerateConfig, TrainBaseConfig
+from gen_loop.config.commands import GenerateConfig, TrainBaseConfig
 from gen_loop.config.validate import check_device
 from gen_loop.errors import ConfigError
 from gen_loop.generator.yolo_io import write_yolo_dataset

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from gen_loop.analysis.command import DEFAULT_SETS, analyze, check_analyze_config
 from gen_loop.config import CONF_DIR, register_configs
-from gen_loop.config.schema import AnalyzeConfig
+from gen_loop.config.commands import AnalyzeConfig
 from gen_loop.embedder.weights import shipped_base_weights
 from gen_loop.errors import ConfigError
 from gen_loop.generator import ProceduralGenerator

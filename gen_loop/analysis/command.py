@@ -15,7 +15,7 @@ from gen_loop.analysis.origins import Origin, check_set_name, load_origin, origi
 from gen_loop.analysis.predicted_loss import ESTIMATORS
 from gen_loop.analysis.projection import METHODS
 from gen_loop.analysis.report import write_report
-from gen_loop.config.schema import AnalyzeConfig
+from gen_loop.config.commands import AnalyzeConfig
 from gen_loop.errors import ConfigError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue

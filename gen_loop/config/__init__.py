@@ -1,35 +1,36 @@
 """Configuration: structured schemas, their registration and validation."""
 
-from gen_loop.config.schema import (
+from gen_loop.config.choices import (
     CentroidMetric,
-    CentroidScoreConfig,
     Choice,
+    Kernel,
+    RefineMethod,
+    Sampler,
+    SceneSeeds,
+    SelectionMethod,
+)
+from gen_loop.config.commands import GenerateConfig, TrainBaseConfig
+from gen_loop.config.schema import (
+    CentroidScoreConfig,
     CommandGeneratorConfig,
     DemoTargetConfig,
     EmbedderConfig,
     FinetuneConfig,
     FolderGeneratorConfig,
     FrechetScoreConfig,
-    GenerateConfig,
     GeneratorConfig,
     GeneratorParamConfig,
-    Kernel,
     KIDScoreConfig,
     MMDScoreConfig,
     ParamRangeConfig,
     PRDCScoreConfig,
     RefineConfig,
-    RefineMethod,
     RunConfig,
-    Sampler,
-    SceneSeeds,
     ScoreConfig,
     SearchConfig,
     SelectionConfig,
-    SelectionMethod,
     TargetConfig,
     TrackingConfig,
-    TrainBaseConfig,
 )
 from gen_loop.config.store import CONF_DIR, register_configs
 

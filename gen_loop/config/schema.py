@@ -4,80 +4,25 @@ YAML files under ``conf/`` hold only what differs from these defaults; ``MISSING
 the user must give. Kept free of ``from __future__ import annotations`` and of ``X | None``:
 OmegaConf reads these annotations at run time and understands ``Optional``.
 
-A field with a fixed set of values is a :class:`Choice` enum: composition rejects any other
-value with a message naming the key and the valid values, and the enum is the one list of
-those values (the code that implements them is checked against it in the tests).
+A field with a fixed set of values is a :class:`~gen_loop.config.choices.Choice` enum
+(``config/choices.py``). The configs of the other commands (generate, train-base, analyze) are
+in ``config/commands.py``.
 """
 
 # ruff: noqa: UP045
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from omegaconf import MISSING
 
-
-class Choice(str, Enum):
-    """A config value out of a fixed set: equal to, printed and formatted as its plain string
-    (``Sampler.tpe == "tpe"``, ``f"{Sampler.tpe}" == "tpe"``); member names equal values, since
-    OmegaConf converts a YAML or command-line string to the member of that name."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
-
-
-class CentroidMetric(Choice):
-    """``score.metric`` of ``score=centroid`` (``gen_loop.score.CentroidScorer``)."""
-
-    zscore_l2 = "zscore_l2"
-    l2 = "l2"
-    cosine = "cosine"
-
-
-class Kernel(Choice):
-    """``score.kernel`` of ``score=mmd`` / ``score=kid`` (``gen_loop.score.MMDScorer``)."""
-
-    rbf = "rbf"
-    poly = "poly"  # the KID kernel (x.y/D + 1)^3
-
-
-class Sampler(Choice):
-    """``search.sampler`` (``gen_loop.search.study.REGISTRY``)."""
-
-    tpe = "tpe"
-    gp = "gp"
-    random = "random"
-    qmc = "qmc"
-
-
-class SceneSeeds(Choice):
-    """``search.scene_seeds``: ``common``: every trial renders ``search.scene_seed``;
-    ``fresh``: each trial its own scenes (a seed derived from ``scene_seed`` and the trial
-    number, recorded as the trial's ``scene_seed``)."""
-
-    common = "common"
-    fresh = "fresh"
-
-
-class RefineMethod(Choice):
-    """``search.refine.method`` (``gen_loop.search.refine``)."""
-
-    none = "none"
-    lsq = "lsq"
-    auto = "auto"
-
-
-class SelectionMethod(Choice):
-    """``selection.method``: ``quantile`` and ``topk`` threshold one camera's pool
-    (``gen_loop.selection.select_closest``); ``camera`` keeps, per scene, the closest of the
-    best trials' renderings (``gen_loop.selection.closest_camera``)."""
-
-    quantile = "quantile"
-    topk = "topk"
-    camera = "camera"
+from gen_loop.config.choices import (
+    CentroidMetric,
+    Kernel,
+    RefineMethod,
+    Sampler,
+    SceneSeeds,
+    SelectionMethod,
+)
 
 
 @dataclass
@@ -371,98 +316,4 @@ class RunConfig:
     finetune: FinetuneConfig = MISSING
     tracking: TrackingConfig = MISSING
     run_dir: str = MISSING
-    cache_dir: Optional[str] = None
-
-
-@dataclass
-class GenerateConfig:
-    """``python -m gen_loop generate out=DIR n=N [generator.params.NAME=VALUE ...]``."""
-
-    generator: GeneratorConfig = MISSING
-    out: str = MISSING
-    n: int = 16
-    seed: int = 0
-
-
-@dataclass
-class TrainBaseConfig:
-    """``python -m gen_loop train-base``: the base detector on source data."""
-
-    generator: GeneratorConfig = MISSING
-    embedder: EmbedderConfig = MISSING
-    data: Optional[str] = None  # a labeled YOLO data.yaml; None = default-parameter images
-    n_train: int = 400
-    n_val: int = 80
-    seed: int = 1000
-    epochs: int = 40
-    batch: int = 16
-    device: str = "auto"
-    out: str = MISSING
-    install: str = "none"  # none | cache | package: where `embedder.weights=base` looks
-    cache_dir: Optional[str] = None
-
-
-@dataclass
-class GeneratedSetConfig:
-    """The ``generated`` set of ``analyze``: a batch rendered with ``generator.params``."""
-
-    n: int = 64
-    seed: int = 0
-
-
-@dataclass
-class AnalyzeShiftConfig:
-    """Shift tests of ``analyze`` (see ``gen_loop.analysis.shift``)."""
-
-    alpha: float = 0.05
-    n_permutations: int = 200
-    cv_folds: int = 5
-    max_dim: int = 32
-    metric: str = "zscore_l2"
-    noise_floor_splits: int = 20
-
-
-@dataclass
-class AnalyzeClusterConfig:
-    """k-means clusters of ``analyze`` (see ``gen_loop.analysis.clusters``)."""
-
-    k: Optional[int] = None  # None: chosen by silhouette in 2..k_max
-    k_max: int = 8
-    dominance: float = 0.6
-    max_coverage_ratio: float = 0.25
-
-
-@dataclass
-class AnalyzeLossConfig:
-    """Predicted loss of ``analyze`` (see ``gen_loop.analysis.predicted_loss``)."""
-
-    enabled: bool = True
-    estimator: str = "confidence"  # confidence | knn | ensemble
-    knn_k: int = 10
-    train: Optional[list[str]] = None  # None: every labeled set except the reference
-    conf: float = 0.05
-
-
-@dataclass
-class AnalyzeConfig:
-    """``python -m gen_loop analyze sets.NAME=PATH ... [reference=NAME]``."""
-
-    generator: GeneratorConfig = MISSING
-    embedder: EmbedderConfig = MISSING
-    target: TargetConfig = MISSING  # `target.demo` describes the set value `demo`
-    tracking: TrackingConfig = MISSING
-    # name -> folder | YOLO folder | data.yaml | `demo` | `generated`; empty: the demo pair
-    sets: dict[str, str] = field(default_factory=dict)
-    reference: str = "target"
-    max_images: Optional[int] = None
-    generated: GeneratedSetConfig = field(default_factory=GeneratedSetConfig)
-    shift: AnalyzeShiftConfig = field(default_factory=AnalyzeShiftConfig)
-    clusters: AnalyzeClusterConfig = field(default_factory=AnalyzeClusterConfig)
-    loss: AnalyzeLossConfig = field(default_factory=AnalyzeLossConfig)
-    projection: str = "pca"  # pca | tsne | umap
-    projection_file: Optional[str] = None  # a projection.npz of an earlier analysis
-    gallery_size: int = 12
-    seed: int = 0
-    mlflow: bool = True
-    out_dir: str = MISSING
     cache_dir: Optional[str] = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from gen_loop.config import schema
+from gen_loop.config import commands, schema
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -30,9 +30,9 @@ _GROUP_SCHEMAS = {
 }
 _ROOT_SCHEMAS = {
     "base_run": schema.RunConfig,
-    "base_generate": schema.GenerateConfig,
-    "base_train_base": schema.TrainBaseConfig,
-    "base_analyze": schema.AnalyzeConfig,
+    "base_generate": commands.GenerateConfig,
+    "base_train_base": commands.TrainBaseConfig,
+    "base_analyze": commands.AnalyzeConfig,
 }
 # Dict fields whose keys users name on the command line (`sets.client=/data/x`, no `+`): Hydra
 # puts the whole config in struct mode, and only a node flagged otherwise accepts new keys.

@@ -16,7 +16,8 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from gen_loop.config.schema import RefineConfig, SceneSeeds
+from gen_loop.config.choices import SceneSeeds
+from gen_loop.config.schema import RefineConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution
 
-from gen_loop.config.schema import RefineMethod
+from gen_loop.config.choices import RefineMethod
 from gen_loop.generator.params import ParamValue
 
 #: ``search.refine.method`` values.

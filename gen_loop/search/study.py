@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import optuna
 
-from gen_loop.config.schema import Sampler
+from gen_loop.config.choices import Sampler
 from gen_loop.errors import ConfigError
 
 OBJECTIVE_NAME = "log_distance"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen_loop.config.schema import SelectionMethod
+from gen_loop.config.choices import SelectionMethod
 
 #: ``selection.method`` values (the :class:`~gen_loop.config.schema.SelectionMethod` enum).
 SELECTION_METHODS: tuple[str, ...] = tuple(str(m.value) for m in SelectionMethod)
