@@ -36,7 +36,7 @@ from gen_loop.score import (
     PRDCScorer,
     Scorer,
 )
-from gen_loop.score.scorer import _StandardisedScorer
+from gen_loop.score._standardised import _StandardisedScorer
 
 Compose = Callable[[list[str]], RunConfig]
 PROPERTY = settings(

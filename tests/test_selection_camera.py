@@ -15,7 +15,7 @@ from gen_loop.config.schema import SelectionConfig
 from gen_loop.embedder.weights import shipped_base_weights
 from gen_loop.embedder.yolo import YoloEmbedder
 from gen_loop.generator import ProceduralGenerator
-from gen_loop.score.scorer import CentroidScorer
+from gen_loop.score import CentroidScorer
 from gen_loop.selection import closest_camera, select_closest, select_pool
 
 

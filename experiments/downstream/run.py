@@ -128,7 +128,7 @@ def run_condition(
     )
     from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
     from gen_loop.loop.target_data import load_target
-    from gen_loop.score.scorer import CentroidScorer
+    from gen_loop.score import CentroidScorer
     from gen_loop.selection import ranked_params, select_pool
 
     cfg = compose([f"finetune.seed={seed}", *overrides])

@@ -27,6 +27,7 @@ target with the base detector's layer 14, experiments/distances/RESULTS.md):
 
 from __future__ import annotations
 
+from gen_loop.score.centroid import METRICS, CentroidScorer, Metric
 from gen_loop.score.distances import (
     centroid_cosine,
     centroid_l2,
@@ -43,7 +44,7 @@ from gen_loop.score.frechet import (
 )
 from gen_loop.score.mmd import KERNELS, Kernel, median_bandwidth, mmd2_unbiased, sample_mmd2
 from gen_loop.score.neighbours import PRDC, coverage, knn_radii, manifold_ratio, prdc
-from gen_loop.score.scorer import METRICS, CentroidScorer, Metric, NoiseFloor, Scorer
+from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.score.set_scorers import FrechetScorer, MMDScorer, PRDCScorer
 
 #: Every ``score.metric``: the centroid metrics, then the distribution scorers.

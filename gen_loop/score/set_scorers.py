@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gen_loop.score._standardised import _StandardisedScorer
 from gen_loop.score.distances import DEFAULT_REL_EPS, FloatArray
 from gen_loop.score.frechet import frechet_gaussians, mahalanobis, shrunk_covariance
 from gen_loop.score.mmd import (
@@ -26,7 +27,6 @@ from gen_loop.score.mmd import (
     sample_mmd2,
 )
 from gen_loop.score.neighbours import _ratios, coverage, knn_radii, manifold_ratio, prdc
-from gen_loop.score.scorer import _StandardisedScorer
 
 if TYPE_CHECKING:
     from typing import Self
