@@ -155,9 +155,12 @@ def main() -> None:
     print(embed_table(embeds))
     print("\n## Generator\n")
     print(generator_table(load("generator_*.json")))
-    shares = [r for r in load("trial_share_*.json") if r["label"] != "smoke"]
+    from trial_share import label_order, tabulate  # same folder
+
+    shares = sorted(
+        (r for r in load("trial_share_*.json") if r["label"] != "smoke"), key=label_order
+    )
     print("\n## Trial share\n")
-    from trial_share import tabulate  # same folder
 
     print(tabulate([r["label"] for r in shares]))
     embed_figure(embeds, HERE / "embed.png")

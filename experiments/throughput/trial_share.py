@@ -139,7 +139,7 @@ class Timers:
         self.active = False  # only calls inside search() count
         self.search_s = 0.0
 
-    def wrap(self, owner: Any, name: str, label: str | Callable[[Any], str]) -> None:
+    def wrap(self, owner: Any, name: str, label: str | Callable[..., str]) -> None:
         original = getattr(owner, name)
         timers = self
 
@@ -147,7 +147,7 @@ class Timers:
         def timed(*args: Any, **kwargs: Any) -> Any:
             if not timers.active:
                 return original(*args, **kwargs)
-            key = label(args[0]) if callable(label) else label
+            key = label(*args, **kwargs) if callable(label) else label
             if threading.current_thread() is not threading.main_thread():
                 key = f"{BACKGROUND}{key}"  # overlaps the next trial: not part of the cycle
             stack = timers._local.__dict__.setdefault("stack", [])
@@ -166,18 +166,33 @@ class Timers:
         setattr(owner, name, timed)
 
 
+def _module(name: str) -> Any:
+    """The module ``name`` of the code measured, or None (layouts differ between copies)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 def instrument(timers: Timers) -> None:
-    """Wrap what the search loop calls (imports the loop's modules)."""
+    """Wrap what the search loop calls (imports the loop's modules).
+
+    Works on the layouts of the copies compared: the search loop with or without observers
+    (``gen_loop/loop/mlflow_observer.py``), MLflow in ``tracking/mlflow_tracker.py`` or split,
+    trial runs written synchronously or queued for the tracker's background writer
+    (``tracking/_writer.py``, whose time shows as background rows).
+    """
     import optuna
 
     from gen_loop.embedder.yolo import YoloEmbedder
     from gen_loop.generator.procedural import ProceduralGenerator
     from gen_loop.loop import search_loop, session
-    from gen_loop.score.scorer import CentroidScorer
+    from gen_loop.score import CentroidScorer
     from gen_loop.search.convergence import Convergence
     from gen_loop.search.space import SearchSpace
     from gen_loop.search.workers import StudyView
-    from gen_loop.tracking import mlflow_tracker as mt
 
     original_search = search_loop.search
 
@@ -192,7 +207,11 @@ def instrument(timers: Timers) -> None:
             timers.active = False
 
     session.search = search  # type: ignore[assignment]  # session imports it by name
-    w = timers.wrap
+
+    def w(owner: Any, name: str, label: str | Callable[..., str]) -> None:
+        if owner is not None and hasattr(owner, name):
+            timers.wrap(owner, name, label)
+
     w(ProceduralGenerator, "generate", "generate")
     w(YoloEmbedder, "embed", "embed")
     w(CentroidScorer, "score", "score")
@@ -205,23 +224,50 @@ def instrument(timers: Timers) -> None:
             w(sampler, method, "sampler")
         for method in ("before_trial", "after_trial"):
             w(sampler, method, "sampler")
-    w(search_loop, "fail_dead_trials", "fail_dead_trials (study read)")
+    workers = _module("gen_loop.search.workers")
+    for owner in (search_loop, workers):
+        w(owner, "fail_dead_trials", "fail_dead_trials (study read)")
     w(StudyView, "of", "StudyView.of (study read)")
     w(StudyView, "convergence", "convergence replay")
     w(Convergence, "stop_reason", "convergence replay")
     w(Convergence, "update", "convergence replay")
-    w(mt.Tracker, "_create_trial_run", "mlflow create child run")
-    w(mt.TrialRun, "log_params", "mlflow child log_params")
-    w(
-        mt._RunLogger,
-        "log_metrics",
-        lambda s: f"mlflow {'child' if isinstance(s, mt.TrialRun) else 'parent'} log_metrics",
+
+    # MLflow: the observer's trial events hold the child run's calls (exclusive time: the
+    # calls timed below are subtracted); the writer thread's jobs show as background rows.
+    observer = _module("gen_loop.loop.mlflow_observer")
+    if observer is not None:
+        w(observer.MlflowObserver, "on_trial_start", "mlflow child: open (create, params, tags)")
+        w(observer.MlflowObserver, "on_trial_end", "mlflow child: metrics, grid job, end")
+    logger = _module("gen_loop.tracking._run_logger") or _module(
+        "gen_loop.tracking.mlflow_tracker"
     )
-    w(mt._RunLogger, "log_image", "mlflow child log_image (PNG encode + copy)")
-    w(mt.TrialRun, "_terminate", "mlflow end child run")
-    w(search_loop, "image_grid", "sample grid (draw)")
-    w(search_loop, "trial_line", "console line")
-    w(search_loop, "get_heartbeat_thread", "heartbeat")
+    trial_run = _module("gen_loop.tracking.trial_run") or logger
+    tracker = _module("gen_loop.tracking.tracker") or logger
+    writer = _module("gen_loop.tracking._writer")
+    w(tracker.Tracker, "_create_trial_run", "mlflow create child run")
+    w(trial_run.TrialRun, "log_params", "mlflow child log_params")
+    w(
+        logger._RunLogger,
+        "log_metrics",
+        lambda s, *_, **__: (
+            f"mlflow {'child' if isinstance(s, trial_run.TrialRun) else 'parent'} log_metrics"
+        ),
+    )
+    w(logger._RunLogger, "log_image", "mlflow child log_image (PNG encode + copy)")
+    w(trial_run.TrialRun, "_terminate", "mlflow end child run")
+    if writer is not None:
+        w(writer.Writer, "_put", "mlflow child: queue a write")
+        w(writer.Writer, "_execute", lambda s, run, what, *_, **__: f"mlflow writer: {what}")
+
+    # The loop's other calls (where each copy has them).
+    trial = _module("gen_loop.loop.trial")
+    console = _module("gen_loop.loop.console")
+    for owner in (search_loop, observer):
+        w(owner, "image_grid", "sample grid (draw)")
+    for owner in (search_loop, console):
+        w(owner, "trial_line", "console line")
+    for owner in (search_loop, trial):
+        w(owner, "get_heartbeat_thread", "heartbeat")
 
 
 def instrumented_run(trials: int, work: Path, wal: bool) -> dict[str, Any]:
@@ -288,11 +334,17 @@ def measure(label: str, trials: int, cache: Path, code: Path, wal: bool) -> None
     print(f"wrote {out}")
 
 
+def label_order(run: dict[str, Any]) -> tuple[int, str]:
+    """Runs in the order of their labels' number prefix (``10_x`` after ``9_y``)."""
+    head = run["label"].split("_", 1)[0]
+    return (int(head) if head.isdigit() else 0, run["label"])
+
+
 def tabulate(labels: list[str] | None = None) -> str:
     """Markdown: the plain runs' share, then the instrumented breakdown, labels side by side
     (all labels, or those given)."""
-    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("trial_share_*.json"))]
-    runs = [r for r in runs if labels is None or r["label"] in labels]
+    runs = [json.loads(p.read_text()) for p in RESULTS.glob("trial_share_*.json")]
+    runs = sorted((r for r in runs if labels is None or r["label"] in labels), key=label_order)
     if not runs:
         raise SystemExit(f"no results in {RESULTS}")
     head = "| | " + " | ".join(r["label"] for r in runs) + " |"

@@ -150,21 +150,25 @@ class Writer:
 
     def _put(self, job: _Job) -> None:
         with self._cond:
-            late = self._closing
-        if late:  # e.g. a sample grid finished after the tracker's exit: written right here
-            self._write([job])
-            return
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="gen_loop-mlflow-writer", daemon=True
-                )
-                self._thread.start()
-                atexit.register(self._drain_at_exit)
-            while len(self._jobs) >= self._max_pending and self._thread.is_alive():
-                self._cond.wait(0.5)
-            self._jobs.append(job)
-            self._cond.notify_all()
+            # Checked and queued under one lock: the thread stops only on an empty queue.
+            if not self._closing:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="gen_loop-mlflow-writer", daemon=True
+                    )
+                    self._thread.start()
+                    atexit.register(self._drain_at_exit)
+                while (
+                    len(self._jobs) >= self._max_pending
+                    and self._thread.is_alive()
+                    and not self._closing
+                ):
+                    self._cond.wait(0.5)
+                if not self._closing:
+                    self._jobs.append(job)
+                    self._cond.notify_all()
+                    return
+        self._write([job])  # e.g. a sample grid finished after the tracker's exit: written here
 
     # ------------------------------------------------ waiting (the tracker's thread)
 
