@@ -286,6 +286,20 @@ def test_a_started_tracker_can_be_pickled(store: str, experiment: str) -> None:
     with Tracker(store, experiment, "sweep") as tracker:
         with tracker.trial(0, {"a": 0}) as trial:
             trial.log_metrics({"distance": 1.0})
+        tracker.queue_metrics({"distance": 1.0}, step=0)  # the parent's handle pickles too
         copy = pickle.loads(pickle.dumps(tracker))
         assert copy.run_id == tracker.run_id and copy.lost_logs == tracker.lost_logs
     assert MlflowClient(store).get_run(trial.run_id or "").data.metrics["distance"] == 1.0
+
+
+def test_queued_parent_metrics_land_in_order_with_their_steps(store: str, experiment: str) -> None:
+    """The loop's per-trial distance curve on the parent run, sent by the writer."""
+    with Tracker(store, experiment, "loop") as tracker:
+        for step, value in enumerate((3.0, 2.0, float("nan"), 1.0)):
+            tracker.queue_metrics({"distance": value}, step=step)
+        parent = tracker.run_id
+        tracker.flush()
+        landed = MlflowClient(store).get_metric_history(parent, "distance")
+        assert [(m.step, m.value) for m in landed] == [(0, 3.0), (1, 2.0), (3, 1.0)]
+        assert tracker.lost_logs["run_logs"] == 0
+    assert MlflowClient(store).get_run(parent).info.status == "FINISHED"

@@ -150,7 +150,7 @@ class MlflowObserver(LoopObserver):
             job = self._grids.submit(_log_grid, child, batch.images[:k], batch.labels[:k])
             job.add_done_callback(partial(_report_grid_error, trial.number))
         stack.close()
-        self.tracker.log_metrics(
+        self.tracker.queue_metrics(  # off the trial's path, like the child run
             {"distance": trial.distance, "best_distance": trial.best}, step=trial.number
         )
 

@@ -50,13 +50,23 @@ class RunHandle:
     """A queued run: its trial number, and its id once the writer has created it.
 
     Args:
-        number: The trial number (for the lost-log counts).
+        number: The trial number (for the lost-log counts); None for the parent run.
     """
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int | None) -> None:
         self.number = number
         self.run_id: str | None = None
         self.created = threading.Event()  # set when creation was tried (run_id None: failed)
+
+    def __getstate__(self) -> dict[str, object]:  # e.g. in a tracker a Hydra callback sends
+        return {"number": self.number, "run_id": self.run_id, "done": self.created.is_set()}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.number = state["number"]  # type: ignore[assignment]
+        self.run_id = state["run_id"]  # type: ignore[assignment]
+        self.created = threading.Event()
+        if state["done"]:
+            self.created.set()
 
 
 @dataclass(eq=False)
@@ -261,7 +271,7 @@ class Writer:
                 return
             attempt(self._health, run.number, what, lambda: call(self._client, run.run_id or ""))
         except Exception:  # a bug or a local file error: the thread must go on
-            _logger.exception("MLflow %s of trial %d failed; not logged.", what, run.number)
+            _logger.exception("MLflow %s of trial %s failed; not logged.", what, run.number)
             self._health.lost(run.number, what)
         finally:
             if cleanup is not None:

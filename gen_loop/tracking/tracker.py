@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gen_loop._secrets import mask_url
 from gen_loop.errors import GenLoopError
-from gen_loop.tracking._limits import write_batch
+from gen_loop.tracking._limits import metric_entries, write_batch
 from gen_loop.tracking._outage import _tolerant, _transport_errors
 from gen_loop.tracking._run_logger import (
     PARENT_TAG,
@@ -92,6 +92,7 @@ class Tracker(_RunLogger):
         self._run_id: str | None = None
         self._health = StoreHealth(tracking_uri)
         self._writer: Writer | None = None
+        self._parent: RunHandle | None = None  # the parent run, for queue_metrics
         # Params of the parent run (None: not read yet). Only this object logs params to its
         # run, so after one read the store need not be asked again.
         self._known_params: dict[str, str] | None = None
@@ -123,6 +124,21 @@ class Tracker(_RunLogger):
         """
         self.flush()
         return self._health.report()
+
+    def queue_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log parent-run metrics through the background writer, like the trials' own logs.
+
+        For values logged on the loop's path once per trial (the distance curve): the call
+        returns at once; the values are in the store after :meth:`flush` or the ``with``
+        block, in order with the trials' writes. Non-finite values are skipped with a warning.
+        """
+        _, run_id = self._target()
+        assert self._writer is not None
+        if self._parent is None or self._parent.run_id != run_id:
+            self._parent = RunHandle(None)  # already created: the writer only logs to it
+            self._parent.run_id = run_id
+            self._parent.created.set()
+        self._writer.log_batch(self._parent, metrics=metric_entries(metrics, step))
 
     def flush(self) -> None:
         """Wait until every queued trial log is in the store (or counted as lost)."""
