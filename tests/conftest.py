@@ -240,3 +240,28 @@ def make_summary() -> Callable[..., RunSummary]:
         return summary
 
     return _make
+
+
+# --- A real SQLite MLflow store (tests/test_tracking.py, test_tracking_writer.py).
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One SQLite MLflow store per test module: creating the schema takes about a second."""
+    yield f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+@pytest.fixture
+def experiment(request: pytest.FixtureRequest) -> str:
+    """A fresh experiment name per test, so tests sharing the store do not see each other."""
+    return f"exp-{request.node.name}"
+
+
+@pytest.fixture
+def clean_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tracker sets the global URI (and MLFLOW_TRACKING_URI); keep it out of other tests."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    mlflow.set_tracking_uri(None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -34,26 +33,7 @@ from gen_loop.tracking._sqlite import use_wal
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One SQLite store for the module: creating the schema takes about a second."""
-    root = tmp_path_factory.mktemp("mlflow")
-    yield f"sqlite:///{root}/mlflow.db"
-
-
-@pytest.fixture(autouse=True)
-def _restore_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Tracker sets the global URI (and MLFLOW_TRACKING_URI); keep it out of other tests.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield
-    mlflow.set_tracking_uri(None)
-
-
-@pytest.fixture
-def experiment(request: pytest.FixtureRequest) -> str:
-    """A fresh experiment name per test, so tests sharing the store do not see each other."""
-    return f"exp-{request.node.name}"
+pytestmark = pytest.mark.usefixtures("clean_tracking_uri")
 
 
 def _children(client: MlflowClient, tracker: Tracker) -> list:
