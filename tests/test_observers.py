@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from gen_loop.generator import ProceduralGenerator
 from gen_loop.loop.console import INTERRUPTED, ConsoleObserver
 from gen_loop.loop.mlflow_observer import MlflowObserver
-from gen_loop.loop.observer import Observers, TrialEnd, TrialStart
+from gen_loop.loop.observer import FinishOutputs, Observers, TrialEnd, TrialStart
 from gen_loop.loop.summary import RunSummary
 from gen_loop.tracking import Tracker
 
@@ -99,3 +99,20 @@ def test_mlflow_observer_ends_each_child_run_with_the_trial_s_state(tmp_path: Pa
     history = client.get_metric_history(parent, "distance")
     assert [(m.step, m.value) for m in history] == [(0, 2.0)]  # completed trials only
     assert np.isfinite(client.get_run(parent).data.metrics["best_distance"])
+
+
+def test_mlflow_observer_logs_the_final_stage(make_summary, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("[]")
+    summary = make_summary(selected_count=5, selection_threshold=0.0, default_distance=None)
+    with Tracker(store, "e", "loop") as tracker, MlflowObserver(tracker, 0, "e") as mlflow:
+        mlflow.on_search_end(summary)
+        mlflow.on_finish(summary, FinishOutputs(manifest=manifest))
+        parent = tracker.run_id
+    run = MlflowClient(store).get_run(parent)
+    assert run.data.metrics["selection_threshold"] == 0.0  # a zero threshold is not missing
+    assert run.data.metrics["selected_count"] == 5.0
+    assert "default_distance" not in run.data.metrics  # NaN: skipped, not logged as 0
+    assert run.data.tags["gen_loop.verdict"] == "unknown"
+    assert run.data.tags["gen_loop.stop_reason"] == "budget: 4 trials"

@@ -100,7 +100,7 @@ class ScoreConfig:
     Every option has ``metric`` (the distance's name, read by the loop and its records: a
     choice on ``centroid``, fixed by the option on the others) and ``noise_floor_splits`` (the
     loop's, for the noise floor). Every other field, and every field not in ``loop_fields``,
-    is a constructor argument of ``_target_`` (see ``gen_loop.loop.components.build_scorer``).
+    is a constructor argument of ``_target_`` (see ``gen_loop.config.build.instantiate_scorer``).
     """
 
     _target_: str = MISSING

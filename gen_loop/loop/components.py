@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gen_loop.config.build import instantiate_component, instantiate_scorer
-from gen_loop.config.schema import EmbedderConfig, GeneratorConfig, ScoreConfig
+from gen_loop.config.build import instantiate_component
+from gen_loop.config.build import instantiate_scorer as build_scorer
+from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
 from gen_loop.errors import ConfigError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.score import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,5 @@ def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
     return embedder
 
 
-def build_scorer(cfg: ScoreConfig) -> Scorer:
-    """The unfitted scorer of the ``score`` option ``cfg``: its ``_target_`` instantiated with
-    its settings (:func:`gen_loop.config.build.instantiate_scorer`). See :mod:`gen_loop.score`
-    for which to use when.
-
-    Raises:
-        ConfigError: when the scorer rejects its settings (naming the key).
-    """
-    return instantiate_scorer(cfg)
+# build_scorer is config.build.instantiate_scorer (light to import: validation uses it too).
+__all__ = ["build_embedder", "build_generator", "build_scorer", "resolve_weights"]

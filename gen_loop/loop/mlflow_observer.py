@@ -160,7 +160,7 @@ class MlflowObserver(LoopObserver):
             self.tracker.log_metrics(
                 {
                     "final_best_distance": summary.best_distance,
-                    "default_distance": summary.default_distance or float("nan"),
+                    "default_distance": _or_nan(summary.default_distance),
                     "best_over_floor": summary.best_distance / summary.noise_floor.mean,
                 }
             )
@@ -174,7 +174,7 @@ class MlflowObserver(LoopObserver):
             tracker.log_metrics(
                 {
                     "selected_count": float(summary.selected_count),
-                    "selection_threshold": float(summary.selection_threshold or float("nan")),
+                    "selection_threshold": _or_nan(summary.selection_threshold),
                 }
             )
         for stage in ("before", "after"):
@@ -190,6 +190,11 @@ class MlflowObserver(LoopObserver):
     def on_end(self, summary: RunSummary) -> None:
         self.tracker.log_metrics(dict(summary.timings_s))
         self.tracker.log_artifact(Path(summary.run_dir) / "summary.json")
+
+
+def _or_nan(value: float | None) -> float:
+    """A metric value, NaN when it is missing (0.0 stays 0.0)."""
+    return float("nan") if value is None else float(value)
 
 
 def _log_grid(child: TrialRun, images: np.ndarray, labels: Sequence[np.ndarray]) -> None:
