@@ -38,6 +38,7 @@ class Kernel(Choice):
 class Sampler(Choice):
     """``search.sampler`` (``gen_loop.search.study.REGISTRY``)."""
 
+    vector_gp = "vector_gp"
     tpe = "tpe"
     gp = "gp"
     random = "random"
@@ -57,6 +58,7 @@ class RefineMethod(Choice):
     """``search.refine.method`` (``gen_loop.search.refine``)."""
 
     none = "none"
+    gn = "gn"
     lsq = "lsq"
     auto = "auto"
 

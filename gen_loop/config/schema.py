@@ -179,13 +179,16 @@ class ParamRangeConfig:
 class RefineConfig:
     """A least-squares refinement stage after the sampler (gen_loop/search/refine.py)."""
 
-    # none | lsq: scipy's bounded trust-region least squares on the scorer's residual vector
-    # (a scorer whose has_residual is true: centroid zscore_l2 / l2), every evaluation a trial
-    # of the study | auto: lsq when the scorer has a residual vector, else none. TPE 50 + lsq
-    # reached the noise floor on 5/5 recovery draws, TPE alone on 0/5
-    # (experiments/recovery/LOOP_REFINE.md).
+    # none | gn: trust-region Gauss-Newton with Broyden updates of the Jacobian (one
+    # finite-difference Jacobian, then one trial a step) | lsq: scipy's bounded trust-region
+    # least squares (a finite-difference Jacobian every step) | auto: gn when the scorer has a
+    # residual vector (centroid zscore_l2 / l2), else none. Every evaluation is a trial of the
+    # study. From the vector_gp start, gn reached 1.5 x the floor in a median of N trials
+    # (experiments/recovery/RESULTS.md); TPE 50 + lsq in 65 (LOOP_REFINE.md).
     method: RefineMethod = RefineMethod.auto
-    after: int = 50  # switch from the sampler to the refinement after this many finished trials
+    # Switch from the sampler to the refinement after this many finished trials (the 10-trial
+    # Sobol start and 6 model-based trials of vector_gp; search=tpe: 50).
+    after: int = 16
     diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
 
 
@@ -193,15 +196,17 @@ class RefineConfig:
 class SearchConfig:
     """Optuna ask/tell search and the convergence rule."""
 
-    sampler: Sampler = Sampler.tpe
+    # vector_gp: Bayesian optimisation on the residual vector (gen_loop/search/vector_sampler.py);
+    # tpe, gp (on the distance), random, qmc: the conf/search/*.yaml of the same names.
+    sampler: Sampler = Sampler.vector_gp
     n_trials: int = 100
     timeout_s: Optional[float] = None
     batch_size: int = 32
     seed: int = 0
     scene_seed: int = 0  # every trial renders these scenes (common random numbers)
     scene_seeds: SceneSeeds = SceneSeeds.common  # common | fresh (see SceneSeeds)
-    n_startup_trials: int = 10
-    multivariate: bool = True
+    n_startup_trials: int = 10  # the Sobol (vector_gp) or random (tpe) start, trial 0 included
+    multivariate: bool = True  # tpe: model parameter interactions
     study_name: str = "gen_loop"
     # None: sqlite file optuna.db in the run folder. Workers that share a study share this:
     # postgresql://user@host/db (several machines) or journal:<shared file> (no database).
@@ -219,9 +224,10 @@ class SearchConfig:
     # exact parameters scores 0.96 +- 0.28 x the floor: 1.0 is reached only 61 % of the time,
     # 1.5 95 % (experiments/noise_floor/RESULTS.md).
     floor_factor: float = 1.5
-    # ... or no relative improvement >= min_rel_improvement for this many trials (TPE's gaps
-    # between real improvements reach 30+ trials well above the floor: 30 stopped too early).
-    patience: int = 60
+    # ... or no relative improvement >= min_rel_improvement for this many trials. Gauss-Newton
+    # gains every few trials until it reaches a minimum; TPE's gaps between real improvements
+    # reach 30+ trials well above the floor (search=tpe: 60).
+    patience: int = 20
     min_rel_improvement: float = 0.01
     max_consecutive_failures: int = 5
     refine: RefineConfig = field(default_factory=RefineConfig)

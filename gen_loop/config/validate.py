@@ -145,16 +145,17 @@ def _check_refine(cfg: RunConfig) -> None:
         raise ConfigError("search.refine.after", f"{r.after} must be >= 1 (finished trials)")
     if not 0.0 < r.diff_step <= 0.5:
         raise ConfigError("search.refine.diff_step", f"{r.diff_step} must be in (0, 0.5]")
-    if r.method == RefineMethod.lsq:
-        # Asked of the scorer itself (imported here: numpy/scipy, only for lsq).
+    if r.method in (RefineMethod.lsq, RefineMethod.gn):
+        # Asked of the scorer itself (imported here: numpy/scipy, only for lsq and gn).
         from gen_loop.config.build import instantiate_scorer
 
         scorer = instantiate_scorer(cfg.score)
         if not scorer.has_residual:
             raise ConfigError(
                 "search.refine.method",
-                f"'lsq' needs a scorer with a residual vector (such as score=centroid "
-                f"score.metric=zscore_l2), not {scorer!r} (score.metric={cfg.score.metric}); "
+                f"{str(r.method.value)!r} needs a scorer with a residual vector (such as "
+                f"score=centroid score.metric=zscore_l2), not {scorer!r} "
+                f"(score.metric={cfg.score.metric}); "
                 "use search.refine.method=auto or none",
             )
 

@@ -20,10 +20,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.observer import LoopObserver
-from gen_loop.loop.trial import TrialSetup, ask, run_trial
+from gen_loop.loop.trial import TrialSetup, ask, run_trial, trial_stage
 from gen_loop.search.convergence import Convergence
-from gen_loop.search.refine import STAGE_ATTR, Box, StopRefinement, refine_lsq
+from gen_loop.search.refine import (
+    STAGE_ATTR,
+    Box,
+    StopRefinement,
+    refine_gauss_newton,
+    refine_lsq,
+)
 from gen_loop.search.storage import StudyMutex
+from gen_loop.search.vector_sampler import RESIDUAL_ATTR
 from gen_loop.search.workers import StudyView, decide
 
 log = logging.getLogger(__name__)
@@ -31,11 +38,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Refiner:
-    """When to switch to least squares, and the refinement itself; once per worker session.
+    """When to switch to the local refinement, and the refinement itself.
 
-    Each worker refines once, from the study's best at its own switch point; a resumed run
-    past ``search.refine.after`` refines again from the study's best. When the refinement
-    converges before the stop rule or the budget ends it, the sampler proposes the rest.
+    After ``search.refine.after`` finished trials, a worker refines from the study's best.
+    When the refinement ends at a minimum before the stop rule or the budget ends the search,
+    the sampler proposes the next trials, and once one of them is the study's new best (another
+    basin), the worker refines again from there. A resumed run refines again from the study's
+    best.
 
     Args:
         study: the shared study.
@@ -53,6 +62,7 @@ class Refiner:
     mutex: StudyMutex
     start: float
     done: bool = field(init=False)
+    refined_from: set[int] = field(default_factory=set)  # trial numbers refined from
 
     def __post_init__(self) -> None:
         self.done = self.setup.refine.method == "none"
@@ -75,7 +85,10 @@ class Refiner:
             log.info("search.refine: %r has no residual vector; not refining", self.setup.scorer)
             self.done = True
             return None
-        return min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        if best.number in self.refined_from or trial_stage(best.user_attrs) == "refine":
+            return None  # refined already: a sampler trial must find a new best first
+        return best
 
     def run(self, best: FrozenTrial) -> str | None:
         """Least squares from ``best``, every evaluation a trial of the study; return the error
@@ -87,7 +100,7 @@ class Refiner:
         (:class:`StopRefinement`) and the main loop takes over. A trial re-queued for a dead
         worker that is asked first is run as it is.
         """
-        self.done = True
+        self.refined_from.add(best.number)
         box = Box.of(self.setup.space.distributions, set(self.setup.space.conditions))
         failure: list[str] = []
         start_distance = float(best.user_attrs.get("distance", float("nan")))
@@ -103,7 +116,13 @@ class Refiner:
                 raise StopRefinement(f"trial {number} failed")
             return residual
 
-        why = refine_lsq(best.params, box, self.setup.refine.diff_step, evaluate)
+        step = self.setup.refine.diff_step
+        if self.setup.refine.method == "lsq":
+            why = refine_lsq(best.params, box, step, evaluate)
+        else:  # gn, and auto with a scorer that has a residual vector
+            stored = best.user_attrs.get(RESIDUAL_ATTR)
+            residual = None if stored is None else np.asarray(stored, dtype=np.float64)
+            why = refine_gauss_newton(best.params, residual, box, step, evaluate)
         self.observer.on_refine(f"refinement ended: {why}")
         return failure[0] if failure else None
 

@@ -27,6 +27,7 @@ from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import STAGE_ATTR
 from gen_loop.search.space import SearchSpace
 from gen_loop.search.study import to_objective
+from gen_loop.search.vector_sampler import RESIDUAL_ATTR, stored_residual
 from gen_loop.search.workers import WORKER_ATTR, worker_id
 
 #: ``search.scene_seeds``: ``common`` renders every trial from ``search.scene_seed`` (common
@@ -160,6 +161,9 @@ def run_trial(
             observer.on_trial_end(_ended(trial, convergence, error=error))
             return error, None
         trial.set_user_attr("distance", result.distance)
+        if setup.scorer.has_residual:  # search.sampler=vector_gp models it
+            residual = setup.scorer.residual(result.embeddings)
+            trial.set_user_attr(RESIDUAL_ATTR, stored_residual(residual))
         study.tell(trial, to_objective(result.distance))
     except KeyboardInterrupt:
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)

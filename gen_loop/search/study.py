@@ -30,6 +30,14 @@ def from_objective(value: float) -> float:
     return math.exp(value)
 
 
+def _vector_gp(
+    seed: int, n_startup_trials: int, multivariate: bool
+) -> optuna.samplers.BaseSampler:
+    from gen_loop.search.vector_sampler import VectorGPSampler
+
+    return VectorGPSampler(seed=seed, n_startup_trials=n_startup_trials)
+
+
 def _tpe(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(
         seed=seed,
@@ -55,6 +63,7 @@ def _qmc(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.sampler
 #: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate) -> sampler``; one
 #: entry per :class:`~gen_loop.config.schema.Sampler` (the choices composition accepts).
 REGISTRY: dict[Sampler, Callable[[int, int, bool], optuna.samplers.BaseSampler]] = {
+    Sampler.vector_gp: _vector_gp,
     Sampler.tpe: _tpe,
     Sampler.gp: _gp,
     Sampler.random: _random,
