@@ -37,7 +37,7 @@ def test_default_run_config_composes(compose_run: Compose, tmp_path: Path) -> No
     assert isinstance(cfg, RunConfig)
     assert cfg.run_dir == str(tmp_path)
     assert set(cfg.search.space) == SEARCHED
-    assert cfg.search.sampler == "tpe"
+    assert cfg.search.sampler == "vector_gp"
     assert cfg.target.path is None  # the embedded demo target
     check_run_config(cfg)
 
@@ -125,7 +125,7 @@ def test_choices_read_as_plain_strings(compose_run: Compose) -> None:
     params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     assert isinstance(params, dict)
     assert params["search"]["sampler"] == "gp" and type(params["search"]["sampler"]) is str
-    assert params["search"]["refine"]["method"] == "auto"
+    assert params["search"]["refine"]["method"] == "lsq"  # search=gp is search=tpe + sampler
 
 
 def test_every_choice_enum_is_what_the_code_implements() -> None:

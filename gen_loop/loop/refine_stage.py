@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.observer import LoopObserver
-from gen_loop.loop.trial import TrialSetup, ask, run_trial, trial_stage
+from gen_loop.loop.trial import TrialSetup, ask, run_trial
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import (
     STAGE_ATTR,
@@ -62,7 +62,9 @@ class Refiner:
     mutex: StudyMutex
     start: float
     done: bool = field(init=False)
-    refined_from: set[int] = field(default_factory=set)  # trial numbers refined from
+    # This session's refinements: the trials refined from, and the trials they ran.
+    refined_from: set[int] = field(default_factory=set)
+    refined: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.done = self.setup.refine.method == "none"
@@ -86,7 +88,7 @@ class Refiner:
             self.done = True
             return None
         best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
-        if best.number in self.refined_from or trial_stage(best.user_attrs) == "refine":
+        if best.number in self.refined_from | self.refined:
             return None  # refined already: a sampler trial must find a new best first
         return best
 
@@ -104,9 +106,10 @@ class Refiner:
         box = Box.of(self.setup.space.distributions, set(self.setup.space.conditions))
         failure: list[str] = []
         start_distance = float(best.user_attrs.get("distance", float("nan")))
+        lsq = self.setup.refine.method == "lsq"
         self.observer.on_refine(
-            f"refining trial {best.number} (distance {start_distance:.4g}) by least squares "
-            f"over {list(box.names)}"
+            f"refining trial {best.number} (distance {start_distance:.4g}) by "
+            f"{'least squares' if lsq else 'Gauss-Newton'} over {list(box.names)}"
         )
 
         def evaluate(params: dict[str, ParamValue]) -> np.ndarray:
@@ -117,7 +120,7 @@ class Refiner:
             return residual
 
         step = self.setup.refine.diff_step
-        if self.setup.refine.method == "lsq":
+        if lsq:
             why = refine_lsq(best.params, box, step, evaluate)
         else:  # gn, and auto with a scorer that has a residual vector
             stored = best.user_attrs.get(RESIDUAL_ATTR)
@@ -145,6 +148,7 @@ class Refiner:
             error, result = run_trial(
                 trial, self.study, self.setup, now.convergence, self.observer
             )
+            self.refined.add(trial.number)
             if trial.user_attrs.get("refine_id") != token:
                 continue  # a re-queued trial came first; ours is still waiting
             if error is not None or result is None:

@@ -96,9 +96,9 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         self._seed = seed
         self._n_startup = max(n_startup_trials, 2)
         self._rng = np.random.default_rng(seed)
-        self._startup = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._startup = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
             self._fallback = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         self._space = IntersectionSearchSpace()
         self._last_fit: tuple[np.ndarray, float] | None = None

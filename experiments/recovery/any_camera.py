@@ -1,0 +1,200 @@
+"""Issue 11: does the search find *any* camera? Hidden cameras over the whole range, four arms.
+
+Usage:
+    .venv/bin/python experiments/recovery/any_camera.py --print-cameras
+    .venv/bin/python experiments/recovery/any_camera.py --arm default --seed 0 [--cameras 0-20]
+    .venv/bin/python experiments/recovery/any_camera.py --all     # every arm, in phases
+
+Cameras: 16 draws of a scrambled Latin hypercube over the *whole* range of each of the six
+searched parameters (conf/search/default.yaml), 4 corners (every parameter 3 % from one end of
+its range, in four patterns), and the demo camera (conf/target/demo.yaml) as camera 20. Camera
+``c`` renders its 160 target images from scene seed ``TARGET_SEED_OFFSET + c`` (the search
+renders scene seed 0, the selection pool seed 1); the demo camera keeps its own seed 777.
+
+Arms (each a ``python -m gen_loop run`` as a user runs it, fine-tuning off, a 32-sample pool,
+no trial image grids, at most 100 trials, the default stop rule unless said):
+    default   the new default (vector_gp + Gauss-Newton), search seeds 0, 1, 2
+    tpe+lsq   the old default (``search=tpe``: TPE, least squares after 50), seed 0
+    tpe       TPE alone (``search=tpe search.refine.method=none``), no plateau stop, seed 0
+    random    random search (``search=random search.refine.method=none``), no plateau stop
+
+Results: ``experiments/recovery/any_camera/<arm>_c<camera>_s<seed>.json`` (an existing file is
+kept: the script resumes); runs (git-ignored) in ``experiments/recovery/runs/any_camera/``.
+``any_camera_report.py`` makes the tables and plots. Take the shared CPU lock for timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from run import (
+    REPO,
+    RUNS,
+    best_so_far,
+    run_loop,
+    search_space,
+    trial_distances,
+    trials_to_reach,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import compose_run, gen_loop_command
+
+OUT = Path(__file__).resolve().parent / "any_camera"
+N_TRIALS = 100
+N_LHS = 16
+CORNER = 0.03  # corner cameras sit this fraction of each range from an end
+CORNERS = ((0, 0, 0, 0, 0, 0), (1, 1, 1, 1, 1, 1), (0, 1, 0, 1, 0, 1), (1, 0, 1, 0, 1, 0))
+DESIGN_SEED = 20261202
+TARGET_SEED_OFFSET = 2000
+DEMO = N_LHS + len(CORNERS)  # the demo camera's index
+#: arm -> (overrides, search seeds)
+ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "default": ((), (0, 1, 2)),
+    "tpe+lsq": (("search=tpe",), (0,)),
+    "tpe": (("search=tpe", "search.refine.method=none", "search.patience=1000"), (0,)),
+    "random": (("search=random", "search.refine.method=none", "search.patience=1000"), (0,)),
+}
+#: The order of --all: the two defaults on every camera first, then the other seeds, then the
+#: 100-trial baselines.
+PHASES = (
+    ("default", 0),
+    ("tpe+lsq", 0),
+    ("default", 1),
+    ("default", 2),
+    ("tpe", 0),
+    ("random", 0),
+)
+
+
+@functools.cache
+def cameras() -> list[dict[str, float]]:
+    """The hidden cameras, in index order (4 significant digits)."""
+    from scipy.stats import qmc
+
+    space = search_space()
+    units = qmc.LatinHypercube(d=len(space), scramble=True, seed=DESIGN_SEED).random(N_LHS)
+    corners = np.array([[CORNER if b == 0 else 1 - CORNER for b in c] for c in CORNERS])
+    out = []
+    for u in np.vstack([units, corners]):
+        out.append(
+            {
+                name: float(f"{low + ui * (high - low):.4g}")
+                for ui, (name, (low, high)) in zip(u, space.items(), strict=True)
+            }
+        )
+    demo = compose_run([]).target.demo
+    out.append({k: float(v) for k, v in demo.params.items()})
+    return out
+
+
+def target_seed(camera: int) -> int:
+    return 777 if camera == DEMO else TARGET_SEED_OFFSET + camera
+
+
+def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
+    """One loop run, reduced to the benchmark's numbers."""
+    hidden = cameras()[camera]
+    run_dir = RUNS / "any_camera" / f"{arm}_c{camera}_s{seed}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    extra, _ = ARMS[arm]
+    cmd = gen_loop_command(
+        "run",
+        *extra,
+        f"search.seed={seed}",
+        f"search.n_trials={N_TRIALS}",
+        "finetune.enabled=false",
+        "selection.pool_size=32",
+        "tracking.trial_images=0",
+        f"target.demo.seed={target_seed(camera)}",
+        *[f"target.demo.params.{k}={v}" for k, v in hidden.items()],
+        f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
+        f"hydra.run.dir={run_dir}",
+    )
+    summary, wall, _ = run_loop(cmd, run_dir, f"{arm} camera {camera} seed {seed}")
+    distances = trial_distances(run_dir)
+    curve = best_so_far(distances)
+    floor = float(summary["noise_floor"]["mean"])
+    search_s = summary["timings_s"].get("search_s")
+    return {
+        "arm": arm,
+        "camera": camera,
+        "seed": seed,
+        "hidden_params": hidden,
+        "target_seed": target_seed(camera),
+        "noise_floor": floor,
+        "default_over_floor": summary["default_distance"] / floor,
+        "best_over_floor": summary["best_distance"] / floor,
+        "best_params": summary["best_params"],
+        "recovery_error": summary["recovery_error"],
+        "trials_to_1.5x": trials_to_reach(curve, 1.5 * floor),
+        "curve_over_floor": [c / floor for c in curve],
+        "n_trials": summary["n_trials"],
+        "stop_reason": summary["stop_reason"],
+        "s_per_trial": (search_s / max(len(distances), 1)) if search_s else None,
+        "wall_s": wall,
+        "command": " ".join(cmd[1:]),
+    }
+
+
+def result_path(arm: str, camera: int, seed: int) -> Path:
+    return OUT / f"{arm}_c{camera}_s{seed}.json"
+
+
+def run_cached(arm: str, camera: int, seed: int) -> None:
+    path = result_path(arm, camera, seed)
+    if path.exists():
+        return
+    result = run_one(arm, camera, seed)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(
+        f"{arm:8s} camera {camera:2d} seed {seed}: best {result['best_over_floor']:.2f} x floor, "
+        f"1.5x at trial {result['trials_to_1.5x']}, {result['n_trials']} trials "
+        f"({result['stop_reason'][:40]}), {result['wall_s']:.0f} s",
+        flush=True,
+    )
+
+
+def _camera_list(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(c) for c in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arm", choices=list(ARMS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cameras", type=_camera_list, default=list(range(DEMO + 1)))
+    parser.add_argument("--all", action="store_true", help="every arm and seed, in phases")
+    parser.add_argument("--print-cameras", action="store_true")
+    args = parser.parse_args()
+    if args.print_cameras:
+        for i, cam in enumerate(cameras()):
+            print(i, cam)
+        return
+    if args.all:
+        for arm, seed in PHASES:
+            for camera in args.cameras:
+                run_cached(arm, camera, seed)
+        return
+    if args.arm is None:
+        parser.error("--arm (or --all, --print-cameras) is required")
+    for camera in args.cameras:
+        run_cached(args.arm, camera, args.seed)
+
+
+if __name__ == "__main__":
+    assert REPO.exists()
+    main()

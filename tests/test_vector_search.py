@@ -1,0 +1,221 @@
+"""The default search: the residual-vector GP sampler (vector_gp) and Gauss-Newton refinement.
+
+The model and the sampler are tested on analytic residual functions whose minimum is known;
+the loop itself on the real generator and embedder (a smoke run through the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from gen_loop.loop.summary import RunSummary
+from gen_loop.search.refine import Box, StopRefinement, refine_gauss_newton
+from gen_loop.search.residual_model import ResidualGP
+from gen_loop.search.study import make_sampler, to_objective
+from gen_loop.search.vector_sampler import (
+    RESIDUAL_ATTR,
+    VectorGPSampler,
+    residual_of,
+    stored_residual,
+)
+from tests.cli import run_cli
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+P = 3
+TRUTH = np.array([0.83, 0.12, 0.55])
+RNG = np.random.default_rng(7)
+MIX = RNG.normal(size=(12, P))
+
+
+def curved_residual(u: np.ndarray) -> np.ndarray:
+    """A 12-component residual, zero at TRUTH, curved (not linear) over the cube."""
+    d = np.asarray(u, dtype=np.float64) - TRUTH
+    return MIX @ d + 0.8 * np.sin(3.0 * d).repeat(4) + 0.5 * (d @ d)
+
+
+SPACE = {name: FloatDistribution(0.0, 1.0) for name in ("a", "b", "c")}
+
+
+def _run_study(
+    sampler: optuna.samplers.BaseSampler, n: int, residual: bool = True
+) -> optuna.Study:
+    """``n`` trials of ``curved_residual`` storing the residual as the loop's trials do."""
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"a": 0.1, "b": 0.9, "c": 0.1})  # the "default parameters", far off
+    for _ in range(n):
+        trial = study.ask(SPACE)
+        u = np.array([trial.params[k] for k in ("a", "b", "c")])
+        r = curved_residual(u)
+        if residual:
+            trial.set_user_attr(RESIDUAL_ATTR, stored_residual(r))
+        study.tell(trial, to_objective(float(np.linalg.norm(r))))
+    return study
+
+
+def _best_distance(study: optuna.Study) -> float:
+    return float(np.exp(study.best_value))
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def test_the_model_predicts_held_out_residuals_and_its_norm_minimum() -> None:
+    x = np.random.default_rng(0).random((30, P))
+    r = np.array([curved_residual(u) for u in x])
+    model = ResidualGP.fit(x, r)
+    held = np.random.default_rng(1).random((50, P))
+    truth = np.array([curved_residual(u) for u in held])
+    mean, var = model.predict(held)
+    assert mean.shape == truth.shape and var.shape == (50,)
+    error = np.linalg.norm(mean - truth) / np.linalg.norm(truth - truth.mean(0))
+    assert error < 0.2  # far better than the mean of the data (error 1.0)
+    at_data, var_data = model.predict(x)
+    np.testing.assert_allclose(at_data, r, atol=1e-2 * np.abs(r).max())
+    assert var_data.max() < 0.1 * var.mean()  # the model knows where it has measured
+
+
+def test_believed_points_keep_the_mean_and_lose_their_variance() -> None:
+    x = np.random.default_rng(2).random((12, P))
+    model = ResidualGP.fit(x, np.array([curved_residual(u) for u in x]))
+    pending = np.array([[0.5, 0.5, 0.5]])
+    believed = model.believe(pending)
+    (mean0, var0), (mean1, var1) = model.predict(pending), believed.predict(pending)
+    np.testing.assert_allclose(mean1, mean0, rtol=1e-6, atol=1e-9)
+    assert var1[0] < 1e-3 < var0[0]
+
+
+# --- the sampler -----------------------------------------------------------------------------
+
+
+def test_vector_gp_finds_the_minimum_far_sooner_than_its_scalar_twin_and_random() -> None:
+    vector = _best_distance(_run_study(VectorGPSampler(seed=0, n_startup_trials=6), 24))
+    scalar = _best_distance(
+        _run_study(VectorGPSampler(seed=0, n_startup_trials=6), 24, residual=False)
+    )
+    random = _best_distance(_run_study(optuna.samplers.RandomSampler(seed=0), 24))
+    start = float(np.linalg.norm(curved_residual(np.array([0.1, 0.9, 0.1]))))
+    assert vector < 0.02 * start
+    assert vector < 0.5 * scalar and vector < 0.2 * random
+
+
+def test_without_stored_residuals_the_distance_is_the_one_component_residual() -> None:
+    study = _run_study(optuna.samplers.RandomSampler(seed=0), 3, residual=False)
+    trial = study.trials[1]
+    assert residual_of(trial) == pytest.approx([float(np.exp(trial.value))])
+
+
+def test_the_first_trials_are_a_sobol_design_then_the_model_proposes() -> None:
+    study = _run_study(VectorGPSampler(seed=3, n_startup_trials=5), 8)
+    qmc = _run_study(optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=3), 5)
+    startup = [t.params for t in sorted(study.trials, key=lambda t: t.number)[1:5]]
+    assert startup == [t.params for t in sorted(qmc.trials, key=lambda t: t.number)[1:5]]
+
+
+def test_a_trial_another_worker_runs_moves_the_next_proposal() -> None:
+    sampler = VectorGPSampler(seed=0, n_startup_trials=6)
+    study = _run_study(sampler, 10)
+    first = study.ask(SPACE)  # a worker's trial, still running
+    second = study.ask(SPACE)
+    a = np.array([first.params[k] for k in ("a", "b", "c")])
+    b = np.array([second.params[k] for k in ("a", "b", "c")])
+    assert np.linalg.norm(a - b) > 1e-3  # not both workers on one point
+
+
+def test_registered_as_the_default_sampler(compose_run) -> None:
+    assert isinstance(make_sampler("vector_gp", 0, 5, True), VectorGPSampler)
+    cfg = compose_run([])
+    assert cfg.search.sampler == "vector_gp" and cfg.search.refine.method == "auto"
+    old = compose_run(["search=tpe"])
+    assert old.search.sampler == "tpe" and old.search.refine.method == "lsq"
+    assert old.search.refine.after == 50 and old.search.space == cfg.search.space
+
+
+# --- Gauss-Newton ----------------------------------------------------------------------------
+
+
+def _counted(fun: Callable[[np.ndarray], np.ndarray], box: Box) -> tuple[list[float], Callable]:
+    distances: list[float] = []
+
+    def evaluate(params: dict[str, float]) -> np.ndarray:
+        r = fun(box.to_unit(params))
+        distances.append(float(np.linalg.norm(r)))
+        if distances[-1] < 1e-3:
+            raise StopRefinement("converged")
+        return r
+
+    return distances, evaluate
+
+
+def test_gauss_newton_reaches_the_minimum_in_a_few_steps_after_one_jacobian() -> None:
+    box = Box.of(SPACE, conditional=set())
+    start = box.from_unit(np.array([0.6, 0.3, 0.35]))
+    distances, evaluate = _counted(curved_residual, box)
+    r0 = curved_residual(box.to_unit(start))
+    why = refine_gauss_newton(start, r0, box, 0.02, evaluate)
+    assert why == "converged"
+    assert len(distances) <= P + 8  # one Jacobian (P trials), then one trial a step
+    assert distances[-1] < 1e-3 * np.linalg.norm(r0)
+
+
+def test_gauss_newton_measures_the_start_when_its_residual_is_not_given() -> None:
+    box = Box.of(SPACE, conditional=set())
+    start = box.from_unit(np.array([0.6, 0.3, 0.35]))
+    distances, evaluate = _counted(curved_residual, box)
+    refine_gauss_newton(start, None, box, 0.02, evaluate)
+    assert distances[0] == pytest.approx(np.linalg.norm(curved_residual(box.to_unit(start))))
+
+
+def test_gauss_newton_ends_at_a_minimum_it_cannot_leave() -> None:
+    # A residual with a floor of 1 at the minimum: the trust region shrinks and it stops.
+    box = Box.of(SPACE, conditional=set())
+    distances: list[float] = []
+
+    def evaluate(params: dict[str, float]) -> np.ndarray:
+        r = np.append(curved_residual(box.to_unit(params)), 1.0)
+        distances.append(float(np.linalg.norm(r)))
+        return r
+
+    why = refine_gauss_newton(box.from_unit(np.full(P, 0.5)), None, box, 0.02, evaluate)
+    assert "minimum" in why and len(distances) < 60
+    assert min(distances) == pytest.approx(1.0, abs=1e-2)
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+
+def test_smoke_run_with_the_default_search_stores_residuals_and_refines(tmp_path: Path) -> None:
+    proc = run_cli(
+        tmp_path,
+        "run",
+        "debug=smoke",
+        "search.n_startup_trials=3",
+        "search.refine.after=5",
+        "search.n_trials=14",
+        "search.floor_factor=1e-9",  # no convergence stop
+        "finetune.enabled=false",
+        "hydra.run.dir=runs/r",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "r"
+    summary = RunSummary.load(run_dir / "summary.json")
+    study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    sizes = {len(t.user_attrs[RESIDUAL_ATTR]) for t in trials}
+    assert len(sizes) == 1 and sizes.pop() > 8  # one component per embedding dimension
+    for t in trials:
+        norm = float(np.linalg.norm(t.user_attrs[RESIDUAL_ATTR]))
+        assert norm == pytest.approx(t.user_attrs["distance"], rel=1e-4)
+    stages = [t.user_attrs["stage"] for t in trials]
+    assert stages[0] == "start" and stages[1:5] == ["sampler"] * 4 and "refine" in stages[5:]
+    assert summary.n_refine_trials == stages.count("refine")
+    assert summary.best_distance <= min(t.user_attrs["distance"] for t in trials[:5])
+    assert "refining trial" in proc.stdout and "Gauss-Newton" in proc.stdout
