@@ -12,7 +12,6 @@ from gen_loop.errors import ConfigError
 from gen_loop.generator.yolo_io import write_yolo_dataset
 from gen_loop.loop.components import build_generator
 
-
 # What `generate` writes into `out` (yolo_io.write_yolo_dataset); `overwrite=true` removes these.
 _DATASET_ENTRIES = ("images", "labels", "data.yaml", "params.json")
 

@@ -55,7 +55,7 @@ def check_known_keys(cfg: DictConfig, prefix: str = "") -> None:
         {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
     )
     for key, value in cfg.items_ex(resolve=False):
-        full_key = f"{prefix}{key}"
+        full_key = f"{prefix}{key!s}"
         if fields is not None and key not in fields:
             raise unknown_key_error(full_key, fields)
         if isinstance(value, DictConfig):

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from gen_loop.config.build import instantiate_component
-from gen_loop.config.keys import nearest
 from gen_loop.config.build import instantiate_scorer as build_scorer
+from gen_loop.config.keys import nearest
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
