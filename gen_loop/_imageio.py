@@ -6,6 +6,7 @@ from BGR, so the channel swap happens here, at the OpenCV boundary, and nowhere 
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +22,7 @@ __all__ = [
     "bgr_to_rgb",
     "files_with_suffix",
     "find_files",
+    "link_problem",
     "read_image_rgb",
     "write_image_rgb",
 ]
@@ -52,9 +54,29 @@ class UnreadableImageError(UnreadableFileError):
 
 
 def files_with_suffix(folder: Path, suffixes: tuple[str, ...], recursive: bool) -> list[Path]:
-    """The files under ``folder`` whose suffix is in ``suffixes`` (any letter case), sorted."""
+    """The files under ``folder`` whose suffix is in ``suffixes`` (any letter case), sorted.
+
+    A broken or looping symbolic link with such a suffix is listed too: the readers then skip
+    it and name it (:func:`link_problem`), rather than it vanishing without a word.
+    """
     entries = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in entries if p.suffix.lower() in suffixes and p.is_file())
+    return sorted(
+        p
+        for p in entries
+        if p.suffix.lower() in suffixes and (p.is_file() or link_problem(p) is not None)
+    )
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symbolic link leads to no file ("symlink loop", "broken symlink"); None for a
+    path that is no link or whose link resolves."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as err:
+        return "symlink loop" if err.errno == errno.ELOOP else "broken symlink"
+    return None
 
 
 def find_files(
@@ -138,6 +160,9 @@ def bgr_to_rgb(img: np.ndarray) -> np.ndarray:
 
 def _decode(path: Path) -> np.ndarray:
     """Decode a file with OpenCV, keeping bit depth and channels."""
+    problem = link_problem(path)
+    if problem is not None:
+        raise UnreadableImageError(path, problem)
     try:
         if str(path).isascii():
             raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

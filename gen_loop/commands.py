@@ -12,19 +12,59 @@ from gen_loop.errors import ConfigError
 from gen_loop.generator.yolo_io import write_yolo_dataset
 from gen_loop.loop.components import build_generator
 
+# What `generate` writes into `out` (yolo_io.write_yolo_dataset); `overwrite=true` removes these.
+_DATASET_ENTRIES = ("images", "labels", "data.yaml", "params.json")
+
 
 def generate(cfg: GenerateConfig) -> Path:
-    """Render ``cfg.n`` images with ``generator.params`` into the YOLO folder ``cfg.out``."""
+    """Render ``cfg.n`` images with ``generator.params`` into the YOLO folder ``cfg.out``.
+
+    ``out`` must be missing or empty, so a folder never mixes datasets of two cameras; with
+    ``overwrite`` an earlier dataset there is replaced (only what ``generate`` writes: a
+    folder holding anything else is refused). Everything is checked before ``out`` is made.
+    """
     if cfg.n < 1:
         raise ConfigError("n", f"{cfg.n} must be >= 1")
+    out = Path(cfg.out)
+    _check_out(out, cfg.overwrite)
     configure_offline()
     generator, params = build_generator(cfg.generator)
     batch = generator.generate(params, cfg.n, cfg.seed)
-    data_yaml = write_yolo_dataset(batch, Path(cfg.out))
+    if cfg.overwrite:
+        for name in _DATASET_ENTRIES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    data_yaml = write_yolo_dataset(batch, out)
     n_boxes = sum(len(lab) for lab in batch.labels)
     print(f"wrote {cfg.n} images with {n_boxes} boxes to {Path(cfg.out).resolve()}")
     print(f"dataset: {data_yaml}")
     return data_yaml
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """``out`` is a new or empty folder, or (with ``overwrite``) holds only a dataset."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} is a file, not a folder; give a new folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return
+    if not overwrite:
+        raise ConfigError(
+            "out",
+            f"{out} is not empty ({len(entries)} entries: {', '.join(entries[:4])}"
+            f"{', ...' if len(entries) > 4 else ''}); give a new folder, or overwrite=true to "
+            "replace the dataset in it",
+        )
+    foreign = [name for name in entries if name not in _DATASET_ENTRIES]
+    if foreign:
+        raise ConfigError(
+            "out",
+            f"{out} holds files `generate` did not write ({', '.join(foreign[:4])}); "
+            "overwrite=true replaces only a dataset: give a new folder",
+        )
 
 
 def train_base_command(cfg: TrainBaseConfig) -> Path:

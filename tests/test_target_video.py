@@ -261,10 +261,10 @@ def test_image_only_folder_keeps_the_image_loader_fingerprint(tmp_path: Path) ->
 
 def test_load_target_passes_the_video_settings(tmp_path: Path) -> None:
     video = _counting_video(tmp_path / "cam.avi", 20)
-    cfg = TargetConfig(path=str(video), max_images=3, video_stride=6, video_max_frames=None)
+    cfg = TargetConfig(path=str(video), max_images=4, video_stride=6, video_max_frames=None)
     target = load_target(cfg, ProceduralGenerator(64, 32), tmp_path / "cache")
-    assert [p.name for p in target.images.paths] == [f"cam.avi#frame={i}" for i in (0, 6, 12)]
-    assert target.images.images.shape == (3, 32, 64, 3)
+    assert [p.name for p in target.images.paths] == [f"cam.avi#frame={i}" for i in (0, 6, 12, 18)]
+    assert target.images.images.shape == (4, 32, 64, 3)
     assert target.description == f"video {video}"
 
 

@@ -19,12 +19,13 @@ from gen_loop.config.schema import (
 
 @dataclass
 class GenerateConfig:
-    """``python -m gen_loop generate out=DIR n=N [generator.params.NAME=VALUE ...]``."""
+    """``python -m gen_loop generate out=DIR n=N [overwrite=true] [generator.params.K=V ...]``."""
 
     generator: GeneratorConfig = MISSING
-    out: str = MISSING
+    out: str = MISSING  # a new or empty folder
     n: int = 16
     seed: int = 0
+    overwrite: bool = False  # replace the dataset an earlier `generate` wrote in `out`
 
 
 @dataclass

@@ -215,7 +215,10 @@ class SearchConfig:
     # grace_period_s (its worker died) is failed and re-enqueued by another worker.
     heartbeat_interval_s: int = 10
     grace_period_s: int = 60
-    space: dict[str, ParamRangeConfig] = field(default_factory=dict)
+    # Name -> ParamRangeConfig. Typed Any so that `search.space.gamma={low: 0.6, high: 1.6}`
+    # works: OmegaConf 2.3 cannot assign a plain dict to a Dict[str, dataclass] node. Each entry
+    # is checked and converted in __post_init__ (unknown keys and bad types name their key).
+    space: dict[str, Any] = field(default_factory=dict)
     # Held at these values for this search (over generator.params), not searched.
     fixed: dict[str, Any] = field(default_factory=dict)
     # Extra starting points (priors) enqueued after trial 0, e.g. settings known to be close.
@@ -231,6 +234,13 @@ class SearchConfig:
     min_rel_improvement: float = 0.01
     max_consecutive_failures: int = 5
     refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def __post_init__(self) -> None:
+        from gen_loop.config.keys import param_range
+
+        self.space = {
+            name: param_range(f"search.space.{name}", entry) for name, entry in self.space.items()
+        }
 
 
 @dataclass

@@ -34,9 +34,11 @@ _ROOT_SCHEMAS = {
     "base_train_base": commands.TrainBaseConfig,
     "base_analyze": commands.AnalyzeConfig,
 }
-# Dict fields whose keys users name on the command line (`sets.client=/data/x`, no `+`): Hydra
-# puts the whole config in struct mode, and only a node flagged otherwise accepts new keys.
-_OPEN_DICTS = {"base_analyze": ("sets",)}
+# Dict fields whose keys users name on the command line (`sets.client=/data/x`,
+# `search.space.gamma={low: 0.6, high: 1.6}`, no `+` needed): Hydra puts the whole config in
+# struct mode, and only a node flagged otherwise accepts new keys. What they hold is checked
+# where it is used (an unknown generator parameter is a ConfigError naming the nearest).
+_OPEN_DICTS = {"base_analyze": ("sets",), "base_search": ("space", "fixed")}
 
 
 def _with_open_dicts(node: type, keys: tuple[str, ...]) -> type | DictConfig:
@@ -59,6 +61,6 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("gen_loop.root", lambda: str(CONF_DIR.parent), replace=True)
     store = ConfigStore.instance()
     for (group, name), node in _GROUP_SCHEMAS.items():
-        store.store(group=group, name=name, node=node)
+        store.store(group=group, name=name, node=_with_open_dicts(node, _OPEN_DICTS.get(name, ())))
     for name, node in _ROOT_SCHEMAS.items():
         store.store(name=name, node=_with_open_dicts(node, _OPEN_DICTS.get(name, ())))

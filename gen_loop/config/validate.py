@@ -94,12 +94,12 @@ def check_run_config(cfg: RunConfig) -> None:
     if not -1.0 < ft.min_gain < 1.0:
         raise ConfigError("finetune.min_gain", f"{ft.min_gain} must be in (-1, 1) (mAP units)")
     t = cfg.target
-    if t.path is not None and not _is_target_path(Path(t.path)):
-        raise ConfigError("target.path", f"{t.path} is not a folder of images/videos or a video")
+    if t.path is not None:
+        _check_target_path(Path(t.path))
     if t.labels is not None and not Path(t.labels).is_file():
         raise ConfigError("target.labels", f"{t.labels} is not a YOLO data.yaml file")
-    if t.max_images is not None:
-        _positive("target.max_images", t.max_images)
+    if t.max_images is not None and t.max_images < 4:
+        raise ConfigError("target.max_images", f"{t.max_images}: the noise floor needs >= 4")
     _positive("target.video_stride", t.video_stride)
     if t.video_max_frames is not None:
         _positive("target.video_max_frames", t.video_max_frames)
@@ -160,12 +160,23 @@ def _check_refine(cfg: RunConfig) -> None:
             )
 
 
-def _is_target_path(path: Path) -> bool:
+def _check_target_path(path: Path) -> None:
     """A folder (its contents are checked when loaded), or a file with a video suffix."""
     # Imported here: the target package pulls in OpenCV, which validation does not otherwise need.
+    from gen_loop._imageio import IMAGE_EXTENSIONS
     from gen_loop.target.video import is_video
 
-    return path.is_dir() or (path.is_file() and is_video(path))
+    if path.is_dir() or (path.is_file() and is_video(path)):
+        return
+    if not path.exists():
+        problem = "does not exist"
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        problem = "is one image file; give the folder that holds the target's images"
+    else:
+        problem = "is a file but neither a folder nor a video"
+    raise ConfigError(
+        "target.path", f"{path} {problem} (a folder of images/videos, or one video file)"
+    )
 
 
 def _positive(key: str, value: float) -> None:

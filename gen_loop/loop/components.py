@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gen_loop.config.build import instantiate_component
 from gen_loop.config.build import instantiate_scorer as build_scorer
+from gen_loop.config.keys import nearest
 from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
@@ -27,9 +28,11 @@ def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamVal
     params: dict[str, ParamValue] = {}
     for name, value in cfg.params.items():
         if name not in generator.parameters:
+            match = nearest(name, generator.parameters)
+            near = f"did you mean generator.params.{match}? " if match else ""
             raise ConfigError(
                 f"generator.params.{name}",
-                f"unknown parameter; known: {sorted(generator.parameters)}",
+                f"unknown parameter; {near}known: {sorted(generator.parameters)}",
             )
         try:
             params[name] = generator.parameters[name].validate(value)

@@ -38,11 +38,16 @@ log = logging.getLogger(__name__)
 RUN_ID_FILE = "mlflow_run_id"
 
 
+def store_uri(cfg: TrackingConfig) -> str:
+    """``tracking.uri``, or the SQLite store ``mlflow.db`` in the working directory."""
+    return cfg.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
 def open_tracker(cfg: TrackingConfig, run_dir: Path) -> Tracker:
     """The tracker of a run folder: a new parent run, or the folder's earlier one resumed."""
     marker = run_dir / RUN_ID_FILE
     return Tracker(
-        cfg.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}",
+        store_uri(cfg),
         cfg.experiment,
         run_dir.name,
         artifact_location=cfg.artifact_location,

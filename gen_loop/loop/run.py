@@ -23,10 +23,12 @@ def run(cfg: RunConfig) -> RunSummary:
     """Run the loop and return the summary (also written to ``<run_dir>/summary.json``)."""
     check_run_config(cfg)
     install_log_filter()  # no database password in the console or <job>.log
-    if cfg.tracking.uri:  # a dead tracking server fails here, before any work
-        from gen_loop.tracking import check_server
+    from gen_loop.loop.mlflow_observer import store_uri
+    from gen_loop.tracking import check_server, check_writable
 
+    if cfg.tracking.uri:  # a dead tracking server fails here, before any work
         check_server(cfg.tracking.uri)
+    check_writable(store_uri(cfg.tracking))  # ... and a read-only or locked SQLite store
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()

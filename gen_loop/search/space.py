@@ -15,6 +15,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from gen_loop.config.keys import nearest
 from gen_loop.config.schema import ParamRangeConfig
 from gen_loop.errors import ConfigError
 from gen_loop.generator.params import ParamSpec, ParamValue
@@ -102,7 +103,7 @@ def build_space(
     for name, entry in space.items():
         key = f"search.space.{name}"
         if name not in specs:
-            raise ConfigError(key, f"unknown generator parameter; known: {sorted(specs)}")
+            raise _unknown_parameter(key, name, specs)
         distributions[name] = _distribution(key, entry, specs[name])
         if entry.when:
             conditions[name] = _condition(f"{key}.when", dict(entry.when), distributions)
@@ -110,7 +111,7 @@ def build_space(
     for name, value in (fixed or {}).items():
         key = f"search.fixed.{name}"
         if name not in specs:
-            raise ConfigError(key, f"unknown generator parameter; known: {sorted(specs)}")
+            raise _unknown_parameter(key, name, specs)
         if name in distributions:
             raise ConfigError(key, "is also in search.space; a parameter is fixed or searched")
         held[name] = _check_value(key, specs[name], value)
@@ -123,6 +124,12 @@ def build_space(
             {k: _check_value(f"search.enqueue[{i}].{k}", specs[k], v) for k, v in point.items()}
         )
     return SearchSpace(distributions, conditions, held, priors)
+
+
+def _unknown_parameter(key: str, name: str, specs: Mapping[str, ParamSpec]) -> ConfigError:
+    match = nearest(name, specs)
+    near = f"did you mean {match}? " if match else ""
+    return ConfigError(key, f"the generator has no such parameter; {near}known: {sorted(specs)}")
 
 
 def _condition(

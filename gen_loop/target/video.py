@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from gen_loop._imageio import UnreadableFileError, bgr_to_rgb
+from gen_loop._imageio import UnreadableFileError, bgr_to_rgb, link_problem
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -98,7 +98,7 @@ def _frames(
 ) -> Generator[tuple[int, np.ndarray], None, None]:
     """The generator behind :func:`iter_video_frames`."""
     if not path.is_file():
-        raise UnreadableVideoError(path, "no such file")
+        raise UnreadableVideoError(path, link_problem(path) or "no such file")
     # VideoCapture takes a file name, not bytes, so some backends may read a '%' in it as an
     # image-sequence pattern; such names are rare in camera exports.
     with closing(_Capture(cv2.VideoCapture(str(path)))) as capture:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gen_loop.tracking._run_logger import ERROR_TAG, PARENT_TAG, TRIAL_TAG
 from gen_loop.tracking._server import check_server
+from gen_loop.tracking._sqlite import check_writable
 from gen_loop.tracking.plots import (
     CLASS_COLORS,
     history_figure,
@@ -23,6 +24,7 @@ __all__ = [
     "Tracker",
     "TrialRun",
     "check_server",
+    "check_writable",
     "history_figure",
     "image_grid",
     "importance_figure",

@@ -30,7 +30,7 @@ from gen_loop.tracking._run_logger import (
     upload_image,
 )
 from gen_loop.tracking._server import StoreHealth, check_server, configure_http_client, is_remote
-from gen_loop.tracking._sqlite import use_wal
+from gen_loop.tracking._sqlite import quiet_database_errors, use_wal
 from gen_loop.tracking._writer import RunHandle, Writer
 from gen_loop.tracking.trial_run import TrialRun
 
@@ -152,6 +152,7 @@ class Tracker(_RunLogger):
         if is_remote(self._tracking_uri):
             configure_http_client(self._tracking_uri)
             check_server(self._tracking_uri)
+        quiet_database_errors()
         mlflow.set_tracking_uri(self._tracking_uri)
         self._client = MlflowClient(tracking_uri=self._tracking_uri)
         self._writer = Writer(self._client, self._health)
@@ -173,7 +174,7 @@ class Tracker(_RunLogger):
         except _transport_errors() as err:
             raise GenLoopError(
                 f"config key 'tracking.uri': could not start an MLflow run in "
-                f"{self.tracking_uri}: {mask_url(str(err))[:1000]}"
+                f"{self.tracking_uri}: {mask_url(_reason(err))[:1000]}"
             ) from None
         _logger.info("MLflow parent run %s in experiment %r", self._run_id, self._experiment)
         return self
@@ -326,3 +327,12 @@ class Tracker(_RunLogger):
             )
         self._client.update_run(run_id, status="RUNNING")
         return run_id
+
+
+def _reason(err: BaseException) -> str:
+    """One line: the innermost cause (``sqlite3.OperationalError: database is locked``), not
+    SQLAlchemy's statement and parameters."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0].strip()}" if lines else type(err).__name__
