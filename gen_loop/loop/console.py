@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TextIO
+from typing import Any, TextIO
 
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
 from gen_loop.loop.summary import RunSummary
+from gen_loop.search.attribution import named
 
 #: The stop reason of a search the user interrupted with Ctrl-C.
 INTERRUPTED = "interrupted by the user"
@@ -124,6 +125,8 @@ class ConsoleObserver(LoopObserver):
                 "interrupted: results so far are kept; run again with the same "
                 f"hydra.run.dir={summary.run_dir} to resume"
             )
+        if summary.unsearched_suspects is not None:
+            self._print(suspects_line(summary.unsearched_suspects))
 
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         self._print(f"verdict: {summary.verdict.message}")
@@ -155,3 +158,19 @@ class ConsoleObserver(LoopObserver):
                 "log call(s) were lost (summary.json: mlflow.lost_logs). The Optuna study has "
                 "every trial."
             )
+
+
+def suspects_line(suspects: list[dict[str, Any]]) -> str:
+    """What the console says of the unsearched parameters that explain the remaining distance."""
+    chosen = named(suspects)
+    if not chosen:
+        top = suspects[0] if suspects else None
+        largest = f" (largest: {top['name']}, {top['share']:.0%})" if top else ""
+        return f"no unsearched generator parameter explains the remaining distance{largest}"
+    names = " and ".join(s["name"] for s in chosen)
+    shares = " / ".join(f"{s['share']:.0%}" for s in chosen)
+    overrides = " ".join(f'"{s["override"]}"' for s in chosen)
+    return (
+        f"the target also differs in {names} (moving each alone removes {shares} of the "
+        f"remaining distance^2): add them with {overrides}"
+    )

@@ -25,6 +25,7 @@ from gen_loop._secrets import mask_url
 from gen_loop.config.schema import TrackingConfig
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd, TrialStart
 from gen_loop.loop.summary import MlflowInfo, RunSummary
+from gen_loop.search.attribution import named
 from gen_loop.tracking import Tracker, TrialRun, image_grid
 
 if TYPE_CHECKING:
@@ -161,6 +162,12 @@ class MlflowObserver(LoopObserver):
 
     def on_search_end(self, summary: RunSummary) -> None:
         self.tracker.set_tags({"gen_loop.stop_reason": summary.stop_reason})
+        if summary.unsearched_suspects:
+            names = ", ".join(s["name"] for s in named(summary.unsearched_suspects)) or "none"
+            self.tracker.set_tags({"gen_loop.unsearched_suspects": names})
+            self.tracker.log_metrics(
+                {f"unsearched_share.{s['name']}": s["share"] for s in summary.unsearched_suspects}
+            )
         if summary.best_distance is not None:
             self.tracker.log_metrics(
                 {

@@ -30,6 +30,7 @@ from gen_loop.loop.search_loop import SearchOutcome, search
 from gen_loop.loop.summary import MlflowInfo, RunSummary, Seeds, StudyInfo, TargetInfo
 from gen_loop.loop.target_data import TargetData
 from gen_loop.loop.trial import TrialSetup
+from gen_loop.loop.unsearched import unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.space import SearchSpace
@@ -99,6 +100,9 @@ class LoopSession:
             convergence = self._convergence(floor, n_target)
             outcome = self._timed("search_s", search, study, setup, convergence, observer, mutex)
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
+            if not outcome.interrupted:
+                converged = outcome.stop_reason.startswith("converged")
+                summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
             observer.on_search_end(summary)
             summary.write(self.run_dir / "summary.json")
             if outcome.interrupted:

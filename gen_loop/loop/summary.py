@@ -91,6 +91,9 @@ class RunSummary:
             ``|found - hidden| / range`` per parameter (demo target only).
         finalised_by: the worker that took the final stage, when it was another one.
         param_importances: Optuna's parameter importances (>= 3 completed trials).
+        unsearched_suspects: when the search stopped above the floor, the unsearched generator
+            parameters by the share of the remaining residual each explains
+            (``gen_loop.loop.unsearched``).
         replay_count / selection_threshold / finetuned_weights / result_weights: the final
             stage's outputs; ``result_weights`` is the base checkpoint when the fine-tune was
             rejected.
@@ -127,6 +130,7 @@ class RunSummary:
     selection_threshold: float | None = field(default=None, metadata=_OPTIONAL)
     finetuned_weights: str | None = field(default=None, metadata=_OPTIONAL)
     result_weights: str | None = field(default=None, metadata=_OPTIONAL)
+    unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def best_over_floor(self) -> float | None:

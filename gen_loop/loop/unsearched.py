@@ -1,0 +1,52 @@
+"""After a search that stopped above the floor: which unsearched parameters explain the rest."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from gen_loop.generator.params import ParamValue
+from gen_loop.loop.summary import RunSummary
+from gen_loop.loop.trial import TrialSetup, evaluate_params
+from gen_loop.search.attribution import attribute, unsearched_numeric
+
+log = logging.getLogger(__name__)
+
+
+def unsearched_suspects(
+    summary: RunSummary, setup: TrialSetup, converged: bool
+) -> list[dict[str, Any]] | None:
+    """The unsearched parameters ranked by the share of the best trial's residual each one
+    explains (:func:`gen_loop.search.attribution.attribute`: one batch render per searched and
+    per unsearched parameter), or None
+    when there is nothing to explain: the search converged, no trial completed, or the scorer
+    has no residual vector."""
+    if converged or summary.best_distance is None or not setup.scorer.has_residual:
+        return None
+    candidates = unsearched_numeric(
+        setup.generator.parameters, set(setup.space.distributions), set(setup.space.fixed)
+    )
+    if not candidates:
+        return None
+    params: dict[str, ParamValue] = dict(summary.all_params)
+
+    def residual_at(p: dict[str, ParamValue]) -> np.ndarray:
+        result = evaluate_params(
+            setup.generator, setup.embedder, setup.scorer, p, setup.batch_size, setup.scene_seed
+        )
+        return setup.scorer.residual(result.embeddings)
+
+    searched = {
+        name: (float(dist.low), float(dist.high))
+        for name, dist in setup.space.distributions.items()
+        if isinstance(dist, FloatDistribution | IntDistribution) and name in params
+    }
+    try:
+        suspects = attribute(residual_at(params), params, candidates, searched, residual_at)
+    except Exception as err:  # a diagnosis only: the run's results stand without it
+        log.warning("could not attribute the remaining distance: %s: %s", type(err).__name__, err)
+        return None
+    return [s.to_dict() for s in suspects]
