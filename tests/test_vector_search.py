@@ -219,3 +219,39 @@ def test_smoke_run_with_the_default_search_stores_residuals_and_refines(tmp_path
     assert summary.n_refine_trials == stages.count("refine")
     assert summary.best_distance <= min(t.user_attrs["distance"] for t in trials[:5])
     assert "refining trial" in proc.stdout and "Gauss-Newton" in proc.stdout
+
+
+# --- what the search could not fix -----------------------------------------------------------
+
+
+def test_attribution_names_the_unsearched_parameter_the_searched_ones_cannot_mimic() -> None:
+    from gen_loop.generator.params import ParamSpec
+    from gen_loop.loop.console import suspects_line
+    from gen_loop.search.attribution import attribute, named
+
+    mix = np.random.default_rng(3).normal(size=(20, 5))  # columns: a, b (searched), g, s, m
+
+    def evaluate(p: dict[str, float]) -> np.ndarray:
+        x = np.array([p["a"], p["b"], p["g"] - 1.2, p["s"] - 0.4, p["m"]])
+        mimic = mix[:, 0] + mix[:, 1]  # m's effect is what a + b do together
+        return mix[:, :4] @ x[:4] + p["m"] * mimic
+
+    specs = {
+        "g": ParamSpec("g", 1.0, 0.5, 2.0),  # the target's g is 1.2: the search left it at 1
+        "s": ParamSpec("s", 1.0, 0.0, 2.0),  # the target's s is 0.4
+        "m": ParamSpec("m", 0.0, 0.0, 1.0),  # mimicked by the searched parameters
+        "z": ParamSpec("z", 0.0, 0.0, 1.0),  # no effect at all
+    }
+    params = {"a": 0.0, "b": 0.0, "g": 1.0, "s": 1.0, "m": 0.0, "z": 0.0}
+    suspects = attribute(
+        evaluate(params), params, specs, {"a": (-1.0, 1.0), "b": (-1.0, 1.0)}, evaluate
+    )
+    assert {s.name for s in suspects[:2]} == {"g", "s"}
+    by = {s.name: s for s in suspects}
+    assert by["g"].direction == 1 and by["s"].direction == -1  # target: larger g, smaller s
+    assert by["m"].share < 0.01 and by["z"].share == 0.0
+    assert by["g"].share > 0.3 and by["s"].share > 0.3  # each beyond the searched fit
+    chosen = named([s.to_dict() for s in suspects])
+    line = suspects_line([s.to_dict() for s in suspects])
+    assert len(chosen) == 2 and '"+search.space.g={low: 0.5, high: 2}"' in line
+    assert suspects_line([{**by["z"].to_dict()}]).startswith("no unsearched generator parameter")

@@ -11,6 +11,11 @@ its range, in four patterns), and the demo camera (conf/target/demo.yaml) as cam
 ``c`` renders its 160 target images from scene seed ``TARGET_SEED_OFFSET + c`` (the search
 renders scene seed 0, the selection pool seed 1); the demo camera keeps its own seed 777.
 
+Mismatch targets (cameras 100-104): LHS cameras 0-4 that also differ in gamma, saturation and
+sensor noise, which the default space does not search; run with ``--arm default --cameras
+100-104``: does the plateau stop fire soon after the last real gain, and does the attribution
+name two of the three?
+
 Arms (each a ``python -m gen_loop run`` as a user runs it, fine-tuning off, a 32-sample pool,
 no trial image grids, at most 100 trials, the default stop rule unless said):
     default   the new default (vector_gp + Gauss-Newton), search seeds 0, 1, 2
@@ -95,13 +100,35 @@ def cameras() -> list[dict[str, float]]:
     return out
 
 
+#: Mismatch targets: a camera of the LHS design that also differs in three parameters the
+#: default space does not search (gamma, saturation, sensor noise), so the floor cannot be
+#: reached. Camera ``MISMATCH_OFFSET + m`` is LHS camera m with MISMATCH[m] on top.
+MISMATCH_OFFSET = 100
+MISMATCH = (
+    {"gamma": 1.5, "saturation": 0.4, "noise_std": 0.06},
+    {"gamma": 0.7, "saturation": 1.6, "noise_std": 0.08},
+    {"gamma": 1.7, "saturation": 1.5, "noise_std": 0.1},
+    {"gamma": 0.6, "saturation": 0.5, "noise_std": 0.05},
+    {"gamma": 1.3, "saturation": 0.3, "noise_std": 0.12},
+)
+UNSEARCHED = ("gamma", "saturation", "noise_std")
+
+
+def hidden_of(camera: int) -> dict[str, float]:
+    """The hidden values of a camera (a mismatch camera: its LHS camera's plus MISMATCH)."""
+    if camera >= MISMATCH_OFFSET:
+        m = camera - MISMATCH_OFFSET
+        return {**cameras()[m], **MISMATCH[m]}
+    return cameras()[camera]
+
+
 def target_seed(camera: int) -> int:
     return 777 if camera == DEMO else TARGET_SEED_OFFSET + camera
 
 
 def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
     """One loop run, reduced to the benchmark's numbers."""
-    hidden = cameras()[camera]
+    hidden = hidden_of(camera)
     run_dir = RUNS / "any_camera" / f"{arm}_c{camera}_s{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -116,7 +143,10 @@ def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
         "selection.pool_size=32",
         "tracking.trial_images=0",
         f"target.demo.seed={target_seed(camera)}",
-        *[f"target.demo.params.{k}={v}" for k, v in hidden.items()],
+        *[
+            f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
+            for k, v in hidden.items()
+        ],
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"hydra.run.dir={run_dir}",
     )
@@ -140,10 +170,22 @@ def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
         "curve_over_floor": [c / floor for c in curve],
         "n_trials": summary["n_trials"],
         "stop_reason": summary["stop_reason"],
+        "unsearched_suspects": summary.get("unsearched_suspects"),
+        "last_gain_trial": _last_gain(curve),
         "s_per_trial": (search_s / max(len(distances), 1)) if search_s else None,
         "wall_s": wall,
         "command": " ".join(cmd[1:]),
     }
+
+
+def _last_gain(curve: list[float], rel: float = 0.01) -> int:
+    """The last trial (0-based) that improved the best by at least ``rel`` (the plateau rule's
+    "real gain")."""
+    last, best = 0, curve[0]
+    for i, value in enumerate(curve):
+        if value < best * (1 - rel):
+            last, best = i, value
+    return last
 
 
 def result_path(arm: str, camera: int, seed: int) -> Path:
@@ -176,7 +218,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arm", choices=list(ARMS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cameras", type=_camera_list, default=list(range(DEMO + 1)))
+    parser.add_argument(
+        "--cameras",
+        type=_camera_list,
+        default=list(range(DEMO + 1)),
+        help=f"e.g. 0-20, or 100-{MISMATCH_OFFSET + len(MISMATCH) - 1} for the mismatch targets",
+    )
     parser.add_argument("--all", action="store_true", help="every arm and seed, in phases")
     parser.add_argument("--print-cameras", action="store_true")
     args = parser.parse_args()
