@@ -120,6 +120,11 @@ class MlflowObserver(LoopObserver):
             }
         )
 
+    def on_requeued(self, numbers: Sequence[int]) -> None:
+        self.tracker.end_orphan_trials(
+            numbers, "the process running this trial was killed; the trial was re-queued"
+        )
+
     def on_trial_start(self, trial: TrialStart) -> None:
         stack = ExitStack()
         child = stack.enter_context(self.tracker.trial(trial.number, trial.params))
