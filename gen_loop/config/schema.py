@@ -224,8 +224,9 @@ class SearchConfig:
     patience: int = 60
     min_rel_improvement: float = 0.01
     # Stop at the floor even when it is uncertain: its splits vary by more than 50 % of its
-    # value, as they do for targets of a few images (gen_loop/search/floor_quality.py). By
-    # default such a search runs to its budget or a plateau and is never called converged.
+    # value, or it is measured against fewer than 8 target images, as for targets of under 15
+    # images (gen_loop/search/floor_quality.py). By default such a search runs to its budget
+    # or a plateau and is never called converged.
     stop_at_uncertain_floor: bool = False
     max_consecutive_failures: int = 5
     refine: RefineConfig = field(default_factory=RefineConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
@@ -162,9 +163,10 @@ class ConsoleObserver(LoopObserver):
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         self._print(f"verdict: {summary.verdict.message}")
 
-    def on_already_finished(self, summary: RunSummary, n_trials: int) -> None:
+    def on_already_finished(self, summary: RunSummary, run_dir: Path, n_trials: int) -> None:
+        """The run folder ``run_dir`` holds a finished study: say so and show its summary."""
         self._print(
-            f"this run is finished ({summary.stop_reason}): {summary.run_dir} is left as it "
+            f"this run is finished ({summary.stop_reason}): {run_dir} is left as it "
             f"is. To search on, raise search.n_trials (now {n_trials}) or loosen the stop "
             "rule; to start afresh, give another hydra.run.dir"
         )

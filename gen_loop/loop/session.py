@@ -104,7 +104,7 @@ class LoopSession:
         console = ConsoleObserver()
         if is_finished(study, convergence, earlier):
             assert earlier is not None
-            console.on_already_finished(earlier, cfg.search.n_trials)
+            console.on_already_finished(earlier, self.run_dir, cfg.search.n_trials)
             return earlier
         self._join(study, mutex)
         # The resolved config, passwords of database/tracking URLs masked.

@@ -10,13 +10,17 @@ unless the user opts in (``search.stop_at_uncertain_floor``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-#: The largest relative spread (std / mean of the split distances) of a floor to stop on.
-#: Measured (demo camera, 200 splits, 3 target draws, 96 px batch 8 and 256 px batch 32): targets
-#: of 16-160 images gave 0.27-0.46 (48+ images: 0.27-0.33); targets of 4-10 images 0.38-1.95,
-#: all but 3 of 18 draws above 0.5.
+#: The largest relative spread (std / mean of the split distances) of a floor to stop on, and
+#: the fewest target images the floor's reference (the target less the floor's batch) may have.
+#: Measured (demo camera, 200 splits, 3 target draws, 96 px batch 8 and 256 px batch 32):
+#: references of 8 images or more gave 0.27-0.46 (targets of 48+ images: 0.27-0.33); references
+#: of 2-6 images 0.38-1.95, and a 4-image target "converged" at its first trial (floor 37 from
+#: 2 against 2 images, where 24 images give 0.39).
 MAX_FLOOR_REL_STD = 0.5
+MIN_FLOOR_REFERENCE = 8
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class FloorQuality:
         floor_batch: the batch the floor was measured with (smaller for a small target).
         rel_std: std / mean of the floor's split distances.
         max_rel_std: the largest ``rel_std`` the stop rule stops on (:data:`MAX_FLOOR_REL_STD`).
+        min_reference: the fewest reference images it stops on (:data:`MIN_FLOOR_REFERENCE`).
         stop_at_floor: whether the stop rule may stop at the floor (False for an uncertain
             floor, unless ``search.stop_at_uncertain_floor``).
     """
@@ -38,7 +43,13 @@ class FloorQuality:
     floor_batch: int
     rel_std: float
     max_rel_std: float
+    min_reference: int
     stop_at_floor: bool
+
+    @property
+    def reference(self) -> int:
+        """Target images each floor split's batch is scored against."""
+        return self.target_images - self.floor_batch
 
     @property
     def small_target(self) -> bool:
@@ -47,8 +58,10 @@ class FloorQuality:
 
     @property
     def uncertain(self) -> bool:
-        """The floor's splits spread more than :attr:`max_rel_std` of their mean."""
-        return not self.rel_std <= self.max_rel_std  # NaN (0 / 0) is uncertain too
+        """The floor's splits spread more than :attr:`max_rel_std` of their mean, or its
+        reference has fewer than :attr:`min_reference` images."""
+        spread = not self.rel_std <= self.max_rel_std  # NaN (0 / 0) is uncertain too
+        return spread or self.reference < self.min_reference
 
     def notes(self) -> list[str]:
         """Plain sentences for the console (none for a target that is large enough)."""
@@ -57,7 +70,8 @@ class FloorQuality:
             out.append(
                 f"the target has only {self.target_images} images, fewer than search.batch_size "
                 f"+ 2 = {self.trial_batch + 2}: the noise floor is measured on batches of "
-                f"{self.floor_batch} (trials use {self.trial_batch}) and rescaled"
+                f"{self.floor_batch} against the other {self.reference} (trials use "
+                f"{self.trial_batch}) and rescaled"
             )
         if self.uncertain:
             what = (
@@ -67,9 +81,10 @@ class FloorQuality:
                 "plateau (search.stop_at_uncertain_floor=true to stop at it anyway)"
             )
             out.append(
-                f"the noise floor is uncertain: its splits vary by {self.rel_std:.0%} of its "
-                f"value (more than {self.max_rel_std:.0%}); {what}. More target images make it "
-                "certain"
+                f"the noise floor is uncertain (its splits vary by ±{self.rel_std:.0%}, the most "
+                f"to stop on is ±{self.max_rel_std:.0%}; its reference has {self.reference} "
+                f"images, the fewest to stop on is {self.min_reference}): {what}. More target "
+                "images make it certain"
             )
         return out
 
@@ -84,12 +99,15 @@ def floor_quality(
 ) -> FloorQuality:
     """Judge a measured floor (``NoiseFloor.mean``/``std``/``batch_size``) for a run."""
     rel = std / mean if mean > 0 else float("nan")
-    uncertain = not rel <= MAX_FLOOR_REL_STD
-    return FloorQuality(
+    quality = FloorQuality(
         target_images=target_images,
         trial_batch=trial_batch,
         floor_batch=floor_batch,
         rel_std=rel,
         max_rel_std=MAX_FLOOR_REL_STD,
-        stop_at_floor=stop_at_uncertain_floor or not uncertain,
+        min_reference=MIN_FLOOR_REFERENCE,
+        stop_at_floor=True,
     )
+    if quality.uncertain and not stop_at_uncertain_floor:
+        return dataclasses.replace(quality, stop_at_floor=False)
+    return quality

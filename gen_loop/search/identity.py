@@ -40,8 +40,9 @@ class Part:
 def check_identity(study: optuna.Study, parts: Mapping[str, Part], where: str) -> None:
     """Record ``parts`` on a study that has none; on one that has, refuse any that differ.
 
-    Call under the study mutex. A study without the record (made before gen_loop kept it) takes
-    the current parts, with a warning: it cannot be checked.
+    Call under the study mutex. A new study (no finished trial) takes the record; one with
+    finished trials but no record (made before gen_loop kept it) is left unchanged, with a
+    warning: it cannot be checked.
 
     Args:
         study: the opened study.
@@ -53,14 +54,16 @@ def check_identity(study: optuna.Study, parts: Mapping[str, Part], where: str) -
             what this run has, when a recorded part differs.
     """
     recorded = study.user_attrs.get(IDENTITY_ATTR)
-    current = {name: {"label": p.label, "fingerprint": p.fingerprint} for name, p in parts.items()}
     if not isinstance(recorded, dict):
-        if study.trials and any(t.state.is_finished() for t in study.trials):
+        if any(t.state.is_finished() for t in study.get_trials(deepcopy=False)):
+            # Left unrecorded: a resume must not rewrite an earlier study it cannot check.
             log.warning(
-                "%s: the study records no target/embedder/scorer fingerprint (an older study); "
-                "it is assumed to match this run",
+                "%s: the study records no target/embedder/scorer fingerprint (made by an "
+                "older gen_loop); it is assumed to match this run",
                 where,
             )
+            return
+        current = {n: {"label": p.label, "fingerprint": p.fingerprint} for n, p in parts.items()}
         study.set_user_attr(IDENTITY_ATTR, current)
         return
     for name, part in parts.items():
@@ -73,6 +76,3 @@ def check_identity(study: optuna.Study, parts: Mapping[str, Part], where: str) -
                 f"({part.fingerprint[:12]}): its distances would mean something else. Start a "
                 f"new run folder (hydra.run.dir=...) or give the earlier {part.key} back",
             )
-    missing = {name: value for name, value in current.items() if name not in recorded}
-    if missing:  # a part the study did not record yet
-        study.set_user_attr(IDENTITY_ATTR, {**recorded, **missing})
