@@ -112,6 +112,8 @@ class MlflowObserver(LoopObserver):
                 "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
             }
         )
+        if start.floor_quality is not None:  # a small target or an uncertain floor
+            tracker.set_tags({"gen_loop.floor_quality": " ".join(start.floor_quality.notes())})
         tracker.log_metrics(
             {
                 "noise_floor": start.floor.mean,
