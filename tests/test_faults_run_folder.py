@@ -221,3 +221,5 @@ def test_a_four_image_target_says_so_and_is_not_called_converged(tmp_path: Path)
     assert summary.floor_quality is not None and not summary.floor_quality.stop_at_floor
     assert summary.floor_quality.target_images == 4 and summary.floor_quality.floor_batch == 2
     assert "floor uncertainty       : ±" in proc.stdout
+    tags = MlflowClient(summary.mlflow.tracking_uri).get_run(summary.mlflow.run_id).data.tags
+    assert "only 4 images" in tags["gen_loop.floor_quality"]
