@@ -17,6 +17,7 @@ from gen_loop.config import CONF_DIR, RunConfig, register_configs
 from gen_loop.config.validate import check_run_config
 from gen_loop.errors import ConfigError
 from tests.cli import cli_env
+from tests.pg_server import PgServer, start_server
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -265,3 +266,18 @@ def clean_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield
     mlflow.set_tracking_uri(None)
+
+
+# --- A throw-away PostgreSQL server (tests/test_workers.py, test_tracking_server.py).
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PgServer]:
+    """A PostgreSQL server on a free loopback port, trust authentication (any password is
+    accepted); skips the test where PostgreSQL is not installed."""
+    try:
+        server = start_server()
+    except FileNotFoundError as err:
+        pytest.skip(f"PostgreSQL not installed ({err}); .ci/run installs it")
+    yield server
+    server.stop()

@@ -68,6 +68,8 @@ def test_video_target_command_simulator_and_own_base_model(tmp_path: Path) -> No
         "finetune.replay_fraction=0.25",
         "search.n_trials=4",
         "search.floor_factor=1000",
+        # 12 frames: the floor is measured against 4 of them, too few to stop on by default
+        "search.stop_at_uncertain_floor=true",
         "hydra.run.dir=runs/byo",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -65,7 +65,9 @@ def test_console_prints_a_line_per_trial_and_the_table(make_summary) -> None:
     assert "failed" in lines[1] and "error: RuntimeError: boom" in lines[1]
     assert not any(line.startswith("trial    2") for line in lines)  # Ctrl-C: no trial line
     assert "interrupted: results so far are kept" in out.getvalue()
-    assert "another worker finalised the study: h:7 (/r)" in out.getvalue()
+    assert "another worker finalised the study: the run in /r (process h:7, finished)" in (
+        out.getvalue()
+    )
     assert "best / floor            : 3.00x" in out.getvalue()
     assert "mlflow ui --backend-store-uri sqlite:///m.db" in out.getvalue()
 

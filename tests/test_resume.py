@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from gen_loop.loop.summary import RunSummary
 from gen_loop.search.storage import retried_trial_numbers
+from gen_loop.tracking import TRIAL_TAG
 from tests.cli import run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -92,3 +93,8 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
     assert client.get_run(parent_id).info.status == "FINISHED"
     parents = client.search_runs([client.get_run(parent_id).info.experiment_id])
     assert sum("mlflow.parentRunId" not in r.data.tags for r in parents) == 1  # no duplicate
+    # The killed trial's child run (if its creation reached the store) is ended, not RUNNING.
+    children = [r for r in parents if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert children and not [r for r in children if r.info.status == "RUNNING"]
+    of_killed = [r for r in children if r.data.tags.get(TRIAL_TAG) == str(killed.number)]
+    assert [r.info.status for r in of_killed] in ([], ["KILLED"])

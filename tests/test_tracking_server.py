@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.cli import cli_env, run_cli
+from tests.pg_server import PgServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -212,25 +213,36 @@ def test_a_server_that_dies_mid_study_loses_logs_not_trials(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("given", ["inline", "env"])
 def test_a_storage_password_never_reaches_files_params_or_consoles(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: PgServer, given: str
 ) -> None:
-    # Nothing listens on this port: the run goes as far as opening the study, after the config
-    # files, the console header and the MLflow params are written.
+    # The server trusts loopback connections, so any password opens it: the run goes all the
+    # way (the study is opened and checked before anything of the run folder is written).
     password = DB_PW
     if given == "env":  # the documented way: the config holds an interpolation, not the value
         monkeypatch.setenv("GEN_LOOP_DB_PASSWORD", DB_PW)
         password = "${oc.env:GEN_LOOP_DB_PASSWORD}"
-    storage = f"postgresql://optuna:{password}@127.0.0.1:{_free_port()}/studies"
-    proc = _run(tmp_path, f"search.storage='{storage}'", "hydra.run.dir=runs/pg", timeout=300)
-    assert proc.returncode != 0
+    storage = postgres.url.replace("gen_loop@", f"gen_loop:{password}@")
+    proc = _run(
+        tmp_path,
+        f"search.storage='{storage}'",
+        f"search.study_name=pw_{given}",
+        "search.n_trials=2",
+        "finetune.enabled=false",
+        "hydra.run.dir=runs/pg",
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "runs" / "pg"
     if given == "env":
         assert password in (run_dir / ".hydra" / "config.yaml").read_text()
     assert (run_dir / "config.yaml").is_file() and (run_dir / ".hydra" / "config.yaml").is_file()
-    assert "postgresql://optuna:***@127.0.0.1" in (run_dir / "config.yaml").read_text()
+    assert "postgresql://gen_loop:***@127.0.0.1" in (run_dir / "config.yaml").read_text()
+    assert json.loads((run_dir / "summary.json").read_text())["study"]["storage"].startswith(
+        "postgresql://gen_loop:***@127.0.0.1"
+    )
     assert DB_PW not in _written_text(run_dir)
     assert DB_PW not in proc.stdout + proc.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run((run_dir / "mlflow_run_id").read_text().strip())
-    assert run.data.params["search.storage"].startswith("postgresql://optuna:***@127.0.0.1")
+    assert run.data.params["search.storage"].startswith("postgresql://gen_loop:***@127.0.0.1")
     assert DB_PW not in json.dumps([run.data.params, run.data.tags])

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,17 +17,7 @@ from optuna.trial import TrialState
 from gen_loop.search import StudyMutex, claim_finalisation, make_sampler, make_storage, open_study
 from gen_loop.search.storage import retried_trial_numbers
 from gen_loop.search.workers import WORKER_ATTR, fail_dead_trials, mark_finalised, worker_id
-from tests.pg_server import PgServer, start_server
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PgServer]:
-    try:
-        server = start_server()
-    except FileNotFoundError as err:
-        pytest.skip(f"PostgreSQL not installed ({err}); .ci/run installs it")
-    yield server
-    server.stop()
+from tests.pg_server import PgServer
 
 
 def _dead_pid() -> int:

@@ -232,6 +232,11 @@ class SearchConfig:
     # reach 30+ trials well above the floor (search=tpe: 60).
     patience: int = 20
     min_rel_improvement: float = 0.01
+    # Stop at the floor even when it is uncertain: its splits vary by more than 50 % of its
+    # value, or it is measured against fewer than 8 target images, as for targets of under 15
+    # images (gen_loop/search/floor_quality.py). By default such a search runs to its budget
+    # or a plateau and is never called converged.
+    stop_at_uncertain_floor: bool = False
     max_consecutive_failures: int = 5
     refine: RefineConfig = field(default_factory=RefineConfig)
 

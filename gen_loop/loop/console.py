@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
 from gen_loop.loop.summary import RunSummary
 from gen_loop.search.attribution import named
+from gen_loop.search.floor_quality import FloorQuality
 
 #: The stop reason of a search the user interrupted with Ctrl-C.
 INTERRUPTED = "interrupted by the user"
@@ -39,6 +41,24 @@ def trial_line(
     return line + (f" | error: {error}" if error else "")
 
 
+def _floor_uncertainty(quality: FloorQuality) -> str:
+    size = f"target of {quality.target_images} images, floor batch {quality.floor_batch}"
+    stop = "" if quality.stop_at_floor else ", not stopped on"
+    return f"±{quality.rel_std:.0%} ({size}{stop})"
+
+
+def finalised_line(holder: Mapping[str, object]) -> str:
+    """Who took the study's final stage: a live worker still at it, or one that completed it
+    (whose process may be long gone: it is not named as if it were running)."""
+    where = f"{holder['host']}:{holder['pid']}"
+    if holder.get("done"):
+        return (
+            f"another worker finalised the study: the run in {holder['run_dir']} (process "
+            f"{where}, finished); its summary.json has the selection and the evaluation"
+        )
+    return f"another worker finalises the study: {where} ({holder['run_dir']})"
+
+
 def final_table(summary: RunSummary) -> str:
     """The end-of-run table: best params, distances, stop reason, selection, fine-tune."""
     floor = summary.noise_floor
@@ -51,6 +71,18 @@ def final_table(summary: RunSummary) -> str:
         ("stopped because", summary.stop_reason),
         ("selected samples", f"{summary.selected_count} of {summary.pool_size}"),
     ]
+    quality = summary.floor_quality
+    if quality is not None:
+        rows.insert(3, ("floor uncertainty", _floor_uncertainty(quality)))
+    final = summary.final_stage
+    if final is not None and final.n_trials != summary.n_trials:
+        rows.append(
+            (
+                "selection / fine-tune",
+                f"from the earlier finish at {final.n_trials} trials (best trial "
+                f"{final.best_trial}); redone when this search finishes",
+            )
+        )
     hidden_params = summary.target_hidden_params or {}
     for name, value in summary.best_params.items():
         hidden = hidden_params.get(name)
@@ -100,6 +132,9 @@ class ConsoleObserver(LoopObserver):
             f"noise floor: {floor.mean:.4f} ± {floor.std:.4f} "
             f"(batch {floor.batch_size}, {floor.n_splits} splits)"
         )
+        if start.floor_quality is not None:
+            for note in start.floor_quality.notes():
+                self._print(f"warning: {note}")
 
     def on_trial_end(self, trial: TrialEnd) -> None:
         if trial.interrupted:
@@ -131,14 +166,19 @@ class ConsoleObserver(LoopObserver):
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         self._print(f"verdict: {summary.verdict.message}")
 
+    def on_already_finished(self, summary: RunSummary, run_dir: Path, n_trials: int) -> None:
+        """The run folder ``run_dir`` holds a finished study: say so and show its summary."""
+        self._print(
+            f"this run is finished ({summary.stop_reason}): {run_dir} is left as it "
+            f"is. To search on, raise search.n_trials (now {n_trials}) or loosen the stop "
+            "rule; to start afresh, give another hydra.run.dir"
+        )
+        self.on_end(summary)
+
     def on_end(self, summary: RunSummary) -> None:
         holder = summary.finalised_by
         if holder is not None:
-            done = "finalised" if holder.get("done") else "finalises"
-            self._print(
-                f"another worker {done} the study: {holder['host']}:{holder['pid']} "
-                f"({holder['run_dir']})"
-            )
+            self._print(finalised_line(holder))
         if summary.best_distance is not None:
             self._print("\n" + final_table(summary))
         else:

@@ -118,12 +118,19 @@ class MlflowObserver(LoopObserver):
                 "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
             }
         )
+        if start.floor_quality is not None:  # a small target or an uncertain floor
+            tracker.set_tags({"gen_loop.floor_quality": " ".join(start.floor_quality.notes())})
         tracker.log_metrics(
             {
                 "noise_floor": start.floor.mean,
                 "noise_floor_std": start.floor.std,
                 "n_target_images": float(len(start.target.images.images)),
             }
+        )
+
+    def on_requeued(self, numbers: Sequence[int]) -> None:
+        self.tracker.end_orphan_trials(
+            numbers, "the process running this trial was killed; the trial was re-queued"
         )
 
     def on_trial_start(self, trial: TrialStart) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gen_loop.loop.summary import RunSummary
     from gen_loop.loop.target_data import TargetData
     from gen_loop.score.scorer import NoiseFloor
+    from gen_loop.search.floor_quality import FloorQuality
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class RunStart:
         floor: the target's noise floor.
         embedder_fingerprint: identifies the embedder (model, weights, layers).
         study: ``name @ storage`` (password masked).
+        floor_quality: how well the floor is known (None: well enough, nothing to say).
     """
 
     cfg: RunConfig
@@ -47,6 +49,7 @@ class RunStart:
     floor: NoiseFloor
     embedder_fingerprint: str
     study: str
+    floor_quality: FloorQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ class FinishOutputs:
 class LoopObserver:
     """Receives the loop's events; every method does nothing unless overridden.
 
-    Order: :meth:`on_start`; per trial :meth:`on_trial_start` then :meth:`on_trial_end`
+    Order: :meth:`on_start`; :meth:`on_requeued` when the search starts with a killed
+    process's trials; per trial :meth:`on_trial_start` then :meth:`on_trial_end`
     (also for a failed or interrupted trial); :meth:`on_refine` when the least-squares stage
     starts and ends; :meth:`on_search_end` with the summary of the search; :meth:`on_finish`
     after selection and fine-tuning (only the worker that finalises the study); :meth:`on_end`
@@ -133,6 +137,9 @@ class LoopObserver:
 
     def on_trial_end(self, trial: TrialEnd) -> None:
         """A trial ended (completed, failed or interrupted); the study has been told."""
+
+    def on_requeued(self, numbers: Sequence[int]) -> None:
+        """Trials an earlier process left running (it was killed) were failed and re-queued."""
 
     def on_refine(self, message: str) -> None:
         """The refinement stage started or ended (one plain sentence)."""
@@ -165,6 +172,9 @@ class Observers(LoopObserver):
 
     def on_trial_end(self, trial: TrialEnd) -> None:
         self._each("on_trial_end", trial)
+
+    def on_requeued(self, numbers: Sequence[int]) -> None:
+        self._each("on_requeued", numbers)
 
     def on_refine(self, message: str) -> None:
         self._each("on_refine", message)

@@ -6,10 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-from gen_loop._secrets import install_log_filter, mask_text
+from gen_loop._secrets import install_log_filter
 from gen_loop.config.schema import RunConfig
 from gen_loop.config.validate import check_run_config
 from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
@@ -49,8 +47,6 @@ def run(cfg: RunConfig) -> RunSummary:
     configure_ultralytics()
     weights = resolve_weights(cfg.embedder, cache_dir)
     embedder = build_embedder(cfg.embedder, weights)
-    # The resolved config, passwords of database/tracking URLs masked.
-    (run_dir / "config.yaml").write_text(mask_text(OmegaConf.to_yaml(OmegaConf.structured(cfg))))
     from gen_loop.loop.session import LoopSession
 
     session = LoopSession(

@@ -71,8 +71,11 @@ def search(
         poll_s: how long a worker with no trial to ask waits before looking again.
     """
     mutex = mutex or StudyMutex("", study.study_name)
-    for number in fail_dead_trials(study):
+    dead = fail_dead_trials(study)
+    for number in dead:
         log.warning("trial %d was interrupted earlier: marked failed, re-queued", number)
+    if dead:
+        observer.on_requeued(dead)
     consecutive = 0
     start = time.monotonic()
     refiner = Refiner(study, setup, convergence, observer, mutex, start)

@@ -11,9 +11,10 @@ from typing import TypeVar
 
 import numpy as np
 import optuna
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from gen_loop._secrets import mask_url
+from gen_loop._secrets import mask_text, mask_url
 from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
@@ -26,13 +27,23 @@ from gen_loop.loop.console import ConsoleObserver
 from gen_loop.loop.figures import run_figures
 from gen_loop.loop.mlflow_observer import MlflowObserver, open_tracker
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunStart
+from gen_loop.loop.resume import distance_parts, earlier_summary, is_finished
 from gen_loop.loop.search_loop import SearchOutcome, search
-from gen_loop.loop.summary import MlflowInfo, RunSummary, Seeds, StudyInfo, TargetInfo
+from gen_loop.loop.summary import (
+    FinalStage,
+    MlflowInfo,
+    RunSummary,
+    Seeds,
+    StudyInfo,
+    TargetInfo,
+)
 from gen_loop.loop.target_data import TargetData
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.loop.unsearched import unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.search.convergence import Convergence, trial_noise_floor
+from gen_loop.search.floor_quality import FloorQuality, floor_quality
+from gen_loop.search.identity import check_identity
 from gen_loop.search.space import SearchSpace
 from gen_loop.search.storage import StudyMutex, make_storage
 from gen_loop.search.study import from_objective, make_sampler, open_study
@@ -73,18 +84,40 @@ class LoopSession:
     def execute(self) -> RunSummary:
         """Score the target, search, select and fine-tune; return the summary.
 
+        A run folder whose study is finished (:func:`~gen_loop.loop.resume.is_finished`) is
+        shown and left as it is; its stored summary is returned. Nothing is written before
+        the study has been checked against this run's target, embedder and scorer.
+
         Raises:
             KeyboardInterrupt: after recording the results so far, when the user pressed
                 Ctrl-C during the search (the same run folder resumes).
+            ConfigError: when the run folder's study was searched against another target,
+                embedder or scorer.
+            InputDataError: when the run folder's ``summary.json`` cannot be read.
         """
         cfg = self.cfg
+        earlier = earlier_summary(self.run_dir)
         scorer, floor, n_target = self._timed("target_embed_s", self._fit_scorer)
+        quality = self._floor_quality(floor, n_target)
+        convergence = self._convergence(floor, n_target, quality.stop_at_floor)
         storage = cfg.search.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
+        study, mutex = self._open_study(storage)
+        console = ConsoleObserver()
+        if is_finished(study, convergence, earlier):
+            assert earlier is not None
+            console.on_already_finished(earlier, self.run_dir, cfg.search.n_trials)
+            return earlier
+        self._join(study, mutex)
+        # The resolved config, passwords of database/tracking URLs masked.
+        (self.run_dir / "config.yaml").write_text(
+            mask_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        )
+        noted = quality if quality.small_target or quality.uncertain else None
         with (
             open_tracker(cfg.tracking, self.run_dir) as tracker,
             MlflowObserver(tracker, cfg.tracking.trial_images, cfg.tracking.experiment) as mlflow,
         ):
-            observer = Observers([ConsoleObserver(), mlflow])
+            observer = Observers([console, mlflow])
             observer.on_start(
                 RunStart(
                     cfg,
@@ -93,28 +126,32 @@ class LoopSession:
                     floor,
                     self.embedder.fingerprint,
                     f"{cfg.search.study_name} @ {mask_url(storage)}",
+                    noted,
                 )
             )
-            study, mutex = self._open_study(storage)
             setup = self._trial_setup(scorer)
-            convergence = self._convergence(floor, n_target)
             outcome = self._timed("search_s", search, study, setup, convergence, observer, mutex)
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
+            summary.floor_quality = noted
             if not outcome.interrupted:
                 converged = outcome.stop_reason.startswith("converged")
                 summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
             observer.on_search_end(summary)
-            summary.write(self.run_dir / "summary.json")
+            # Until this run has a final stage of its own, the earlier one stays recorded.
+            summary.keeping(earlier).write(self.run_dir / "summary.json")
             if outcome.interrupted:
                 raise KeyboardInterrupt
+            result = summary
             if summary.best_trial is not None and self._claim(study, mutex, summary):
                 self._finish(summary, study, scorer, observer)
                 with mutex.hold():
                     mark_finalised(study, cfg.search.n_trials)
-            summary.mlflow = mlflow.info()
-            summary.write(self.run_dir / "summary.json")
-            observer.on_end(summary)
-        return summary
+            else:
+                result = summary.keeping(earlier)
+            result.mlflow = mlflow.info()
+            result.write(self.run_dir / "summary.json")
+            observer.on_end(result)
+        return result
 
     def _timed(self, key: str, step: Callable[..., _T], *args: object) -> _T:
         """Run ``step(*args)`` and record its seconds in ``timings[key]``."""
@@ -139,19 +176,28 @@ class LoopSession:
         return scorer, floor, len(target_emb)
 
     def _open_study(self, storage: str) -> tuple[optuna.Study, StudyMutex]:
-        """Open (or join, or resume) the study, trial 0 at the current parameters."""
+        """Open (or resume) the study, trial 0 at the current parameters; check that it was
+        searched against this run's target, embedder and scorer (a new one records them)."""
         s = self.cfg.search
         start = self.space.restrict(self.base_params)
         priors = [self.space.restrict({**self.base_params, **p}) for p in self.space.priors]
         mutex = StudyMutex(storage, s.study_name)
+        where = str(self.run_dir) if s.storage is None else f"study {s.study_name!r}"
+        parts = distance_parts(self.cfg, self.target, self.embedder)
         with mutex.hold():
             study = open_study(s.study_name, _storage(storage, s), None, start, priors)
+            check_identity(study, parts, where)
+        return study, mutex
+
+    def _join(self, study: optuna.Study, mutex: StudyMutex) -> None:
+        """Join the study as one more worker session; seed its sampler by arrival."""
+        s = self.cfg.search
+        with mutex.hold():
             joined = join_study(study)
         # distinct draws per worker and per resumed run
         study.sampler = make_sampler(
             s.sampler, s.seed + joined, s.n_startup_trials, s.multivariate
         )
-        return study, mutex
 
     def _trial_setup(self, scorer: Scorer) -> TrialSetup:
         s = self.cfg.search
@@ -168,7 +214,18 @@ class LoopSession:
             refine=s.refine,
         )
 
-    def _convergence(self, floor: NoiseFloor, n_target: int) -> Convergence:
+    def _floor_quality(self, floor: NoiseFloor, n_target: int) -> FloorQuality:
+        s = self.cfg.search
+        return floor_quality(
+            floor.mean,
+            floor.std,
+            floor.batch_size,
+            n_target,
+            s.batch_size,
+            s.stop_at_uncertain_floor,
+        )
+
+    def _convergence(self, floor: NoiseFloor, n_target: int, stop_at_floor: bool) -> Convergence:
         s = self.cfg.search
         return Convergence(
             # The floor as a trial is scored: batch_size against all target embeddings.
@@ -180,6 +237,7 @@ class LoopSession:
             min_rel_improvement=s.min_rel_improvement,
             n_trials=s.n_trials,
             timeout_s=s.timeout_s,
+            stop_at_floor=stop_at_floor,
         )
 
     def _claim(self, study: optuna.Study, mutex: StudyMutex, summary: RunSummary) -> bool:
@@ -300,6 +358,7 @@ class LoopSession:
             )
             # Rejected weights stay on disk and in MLflow, but not under the result's name.
             summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
+        summary.final_stage = FinalStage(cfg.search.n_trials, summary.n_trials, summary.best_trial)
         observer.on_finish(summary, FinishOutputs(plot_files, selection.manifest, weights))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from gen_loop.finetune.verdict import Verdict
 from gen_loop.score.scorer import NoiseFloor
+from gen_loop.search.floor_quality import FloorQuality
 
 #: Marks a field left out of the JSON while it is None.
 _OPTIONAL = {"optional": True}
@@ -67,6 +68,36 @@ class Seeds:
 
 
 @dataclass
+class FinalStage:
+    """When the run's selection and fine-tune were made.
+
+    Attributes:
+        budget: the ``search.n_trials`` whose finish they were.
+        n_trials: trials of the study then.
+        best_trial: the trial whose camera was selected and fine-tuned on.
+    """
+
+    budget: int
+    n_trials: int
+    best_trial: int | None
+
+
+#: The fields the final stage (selection, fine-tune, evaluation, figures) sets.
+FINAL_STAGE_FIELDS = (
+    "selected_count",
+    "pool_size",
+    "evaluation",
+    "verdict",
+    "param_importances",
+    "replay_count",
+    "selection_threshold",
+    "finetuned_weights",
+    "result_weights",
+    "final_stage",
+)
+
+
+@dataclass
 class RunSummary:
     """What one ``run`` found and did.
 
@@ -97,6 +128,10 @@ class RunSummary:
         replay_count / selection_threshold / finetuned_weights / result_weights: the final
             stage's outputs; ``result_weights`` is the base checkpoint when the fine-tune was
             rejected.
+        final_stage: when those were made (a search resumed with a larger budget keeps the
+            earlier ones until its own final stage replaces them).
+        floor_quality: how well the noise floor is known, for a small target or an
+            uncertain floor (:class:`~gen_loop.search.floor_quality.FloorQuality`).
     """
 
     best_params: dict[str, Any]
@@ -131,6 +166,25 @@ class RunSummary:
     finetuned_weights: str | None = field(default=None, metadata=_OPTIONAL)
     result_weights: str | None = field(default=None, metadata=_OPTIONAL)
     unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
+    final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
+    floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
+
+    @property
+    def has_final_stage(self) -> bool:
+        """Whether a selection/fine-tune result is recorded (summaries before ``final_stage``
+        existed: a selection or an evaluation)."""
+        return self.final_stage is not None or self.selected_count > 0 or bool(self.evaluation)
+
+    def keeping(self, earlier: RunSummary | None) -> RunSummary:
+        """This summary with ``earlier``'s final-stage results, when this one has none.
+
+        A resumed search writes its summary before (and without) a final stage of its own;
+        the earlier finish's selection, verdict and weights stay recorded until it has one.
+        """
+        if earlier is None or self.has_final_stage or not earlier.has_final_stage:
+            return self
+        kept = {name: getattr(earlier, name) for name in FINAL_STAGE_FIELDS}
+        return dataclasses.replace(self, **kept)
 
     @property
     def best_over_floor(self) -> float | None:
@@ -159,6 +213,8 @@ class RunSummary:
             "mlflow": MlflowInfo,
             "study": StudyInfo,
             "seeds": Seeds,
+            "final_stage": FinalStage,
+            "floor_quality": FloorQuality,
         }
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

@@ -28,7 +28,7 @@ from gen_loop.search.refine import STAGE_ATTR
 from gen_loop.search.space import SearchSpace
 from gen_loop.search.study import to_objective
 from gen_loop.search.vector_sampler import RESIDUAL_ATTR, stored_residual
-from gen_loop.search.workers import WORKER_ATTR, worker_id
+from gen_loop.search.workers import WORKER_ATTR, requeue, worker_id
 
 #: ``search.scene_seeds``: ``common`` renders every trial from ``search.scene_seed`` (common
 #: random numbers); ``fresh`` gives each trial its own scenes, derived from the trial number.
@@ -134,7 +134,9 @@ def run_trial(
     """Render, embed and score one asked trial, tell the study and the observer; return its
     error message if it failed (else None) and its result.
 
-    On Ctrl-C the trial is told FAIL (it can be re-run on resume) and the interrupt goes on.
+    On Ctrl-C the trial is failed and re-queued with its parameters, as a resume does for a
+    trial whose worker was killed (:func:`~gen_loop.search.workers.requeue`): the next run
+    retries it and it does not count against the budget. The interrupt goes on.
     """
     try:
         params = {**setup.base_params, **setup.space.suggest(trial)}
@@ -166,7 +168,7 @@ def run_trial(
             trial.set_user_attr(RESIDUAL_ATTR, stored_residual(residual))
         study.tell(trial, to_objective(result.distance))
     except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        requeue(study, trial._trial_id)
         observer.on_trial_end(TrialEnd(trial.number, trial.params, interrupted=True))
         raise
     convergence.update(trial.number, result.distance)

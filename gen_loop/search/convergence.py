@@ -73,6 +73,8 @@ class Convergence:
         min_rel_improvement: see ``patience``.
         n_trials: the trial budget.
         timeout_s: the time budget in seconds (None: none).
+        stop_at_floor: whether to stop at the floor at all; False for a floor too uncertain
+            to judge by (:mod:`gen_loop.search.floor_quality`): budget and plateau only.
     """
 
     noise_floor: float
@@ -81,6 +83,7 @@ class Convergence:
     min_rel_improvement: float
     n_trials: int
     timeout_s: float | None = None
+    stop_at_floor: bool = True
     best: float = math.inf
     best_trial: int | None = None
     trials_seen: int = 0
@@ -103,7 +106,7 @@ class Convergence:
 
     def stop_reason(self, elapsed_s: float) -> str | None:
         """Why to stop now, or None to go on."""
-        if self.best <= self.floor_factor * self.noise_floor:
+        if self.stop_at_floor and self.best <= self.floor_factor * self.noise_floor:
             return (
                 f"converged: best distance {self.best:.4g} <= {self.floor_factor:g} x noise "
                 f"floor {self.noise_floor:.4g}"

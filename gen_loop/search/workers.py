@@ -64,6 +64,23 @@ def is_dead(worker: dict[str, Any]) -> bool:
     return started is not None and _start_ticks(int(worker["pid"])) != started
 
 
+def requeue(study: optuna.Study, trial_id: int) -> bool:
+    """Fail the running trial ``trial_id`` and enqueue its parameters again; False when it had
+    already finished (another worker was faster).
+
+    The failed copy is then superseded by its retry (:func:`superseded`): it holds no budget
+    slot and the next ``ask`` runs the same point again.
+    """
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    retry_callback()(study, storage.get_trial(trial_id))
+    return True
+
+
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail and re-enqueue the RUNNING trials whose worker died; return their numbers.
 
@@ -77,20 +94,13 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     - on an RDB storage, Optuna's heartbeat: a trial whose worker (on any host) has not beaten
       for ``grace_period`` seconds is failed and re-enqueued by ``fail_stale_trials``.
     """
-    storage = study._storage
-    retry = retry_callback()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR)
         if worker is not None and not is_dead(worker):
             continue
-        try:
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:  # another worker was faster
-            continue
-        retry(study, storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
+        if requeue(study, trial._trial_id):
+            failed.append(trial.number)
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -179,6 +189,15 @@ def claim_finalisation(study: optuna.Study, n_trials: int, run_dir: str) -> dict
         return dict(holder)
     study.set_user_attr(key, {**worker_id(), "run_dir": run_dir, "done": False})
     return None
+
+
+def finalised(study: optuna.Study) -> bool:
+    """Whether some worker's final select/fine-tune of the study completed (any budget)."""
+    prefix = FINALISER_ATTR.split("{")[0]
+    return any(
+        key.startswith(prefix) and isinstance(value, dict) and value.get("done")
+        for key, value in study.user_attrs.items()
+    )
 
 
 def mark_finalised(study: optuna.Study, n_trials: int) -> None:

@@ -23,6 +23,7 @@ from gen_loop.errors import GenLoopError
 from gen_loop.tracking._limits import metric_entries, write_batch
 from gen_loop.tracking._outage import _tolerant, _transport_errors
 from gen_loop.tracking._run_logger import (
+    ERROR_TAG,
     PARENT_TAG,
     TRIAL_TAG,
     _RunLogger,
@@ -225,6 +226,25 @@ class Tracker(_RunLogger):
             trial._close(exc)
             raise
         trial._close(None)
+
+    @_tolerant(fallback=list)
+    def end_orphan_trials(self, numbers: Sequence[int], reason: str) -> list[str]:
+        """End KILLED the child runs of ``numbers`` that an earlier process left RUNNING.
+
+        For the trials of a resumed parent run whose process died (``kill -9``): their child
+        runs were never ended. Returns the ids of the runs ended; a store failure is counted.
+        """
+        client, run_id = self._target()
+        self.flush()
+        query = f"tags.{PARENT_TAG} = '{run_id}' and attributes.status = 'RUNNING'"
+        wanted = {str(n) for n in numbers}
+        ended = []
+        for run in client.search_runs([self.experiment_id], query, max_results=1000):
+            if run.data.tags.get(TRIAL_TAG) in wanted:
+                client.set_tag(run.info.run_id, ERROR_TAG, reason)
+                client.set_terminated(run.info.run_id, status="KILLED")
+                ended.append(run.info.run_id)
+        return ended
 
     # ------------------------------------------------ the parent run's writes: synchronous
 
