@@ -141,7 +141,10 @@ def test_an_unreadable_summary_is_named_and_kept(
 def _running_trial(run_dir: Path, after: int, deadline: float) -> optuna.trial.FrozenTrial:
     while True:
         running = [t for t in _study(run_dir).trials if t.state == TrialState.RUNNING]
-        if running and running[0].number >= after:
+        # Past the sampler (the stage is set just before the trial starts rendering): with
+        # vector_gp, proposing a point takes a moment, and an interrupt there has no child run.
+        if running and running[0].number >= after and "stage" in running[0].user_attrs:
+            time.sleep(0.1)  # into the render, and the trial's MLflow child run started
             return running[0]
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.05)
