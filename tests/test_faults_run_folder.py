@@ -32,7 +32,7 @@ from tests.cli import run_cli
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: The issue's command: the smoke profile (6 trials, one fine-tune epoch) in runs/x.
-RUN = ["run", "debug=smoke", "hydra.run.dir=runs/x"]
+RUN = ["run", "debug=smoke", "search=tpe", "hydra.run.dir=runs/x"]  # tpe: instant proposals
 
 
 def _hashes(root: Path) -> dict[str, str]:

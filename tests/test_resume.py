@@ -27,6 +27,9 @@ def _args(n_trials: int) -> list[str]:
     return [
         "run",
         "debug=smoke",
+        # TPE proposes in milliseconds: the kill lands in a render, not in vector_gp's ~1 s
+        # proposal (a RUNNING trial without parameters yet).
+        "search=tpe",
         f"search.n_trials={n_trials}",
         "search.floor_factor=1e-6",  # the whole budget: no early convergence
         "finetune.enabled=false",
