@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.cli import cli_env
+from tests.cli import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -373,14 +373,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gen_loop", *args],
-        cwd=cwd,
-        env=cli_env(cwd / "cache"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    return run_cli(cwd, *args, timeout=240)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution
@@ -41,6 +42,11 @@ class StopRefinement(Exception):
         self.reason = reason
 
 
+def is_continuous(dist: BaseDistribution) -> TypeGuard[FloatDistribution]:
+    """A float distribution without a ``step``: what Gauss-Newton and vector_gp model."""
+    return isinstance(dist, FloatDistribution) and dist.step is None
+
+
 @dataclass(frozen=True)
 class Box:
     """The refined parameters and their bounds, mapped to the unit cube.
@@ -61,9 +67,7 @@ class Box:
         dists = {
             name: dist
             for name, dist in distributions.items()
-            if isinstance(dist, FloatDistribution)
-            and dist.step is None
-            and name not in conditional
+            if is_continuous(dist) and name not in conditional
         }
         log = np.array([d.log for d in dists.values()], dtype=np.bool_)
         low = np.array([d.low for d in dists.values()], dtype=np.float64)

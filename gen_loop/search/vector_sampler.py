@@ -21,7 +21,6 @@ residual ``[distance]``: plain GP expected improvement on the distance.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,14 +28,15 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.distributions import BaseDistribution
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import minimize
 
-from gen_loop.search.refine import Box
+from gen_loop.search.refine import Box, is_continuous
 from gen_loop.search.residual_model import ResidualGP
+from gen_loop.search.study import from_objective
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +58,12 @@ def residual_of(trial: FrozenTrial) -> list[float] | None:
         return [float(v) for v in stored]
     if trial.value is None:
         return None
-    return [math.exp(trial.value)]  # the study minimises log(distance)
+    return [from_objective(trial.value)]
 
 
 def stored_residual(residual: np.ndarray) -> list[float]:
     """The residual as the trial stores it: 6 significant digits a component (JSON)."""
     return [float(f"{v:.6g}") for v in np.asarray(residual, dtype=np.float64)]
-
-
-def _modelled(dist: BaseDistribution) -> bool:
-    return isinstance(dist, FloatDistribution) and dist.step is None
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return {n: d for n, d in self._space.calculate(study).items() if _modelled(d)}
+        return {n: d for n, d in self._space.calculate(study).items() if is_continuous(d)}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
