@@ -105,7 +105,9 @@ def test_rerunning_a_finished_run_shows_it_and_changes_nothing(finished: Path) -
     ("overrides", "key", "what"),
     [
         (["target=folder", "target.path=other"], "target", "folder other (12 images)"),
-        (["score.metric=cosine"], "score", "metric=cosine"),
+        # search=tpe refines by lsq, which a cosine scorer cannot drive: auto lets the resume
+        # check speak first
+        (["score.metric=cosine", "search.refine.method=auto"], "score", "metric=cosine"),
     ],
 )
 def test_resuming_against_another_target_or_scorer_is_refused(
@@ -161,8 +163,9 @@ def test_ctrl_c_in_a_continued_search_retries_the_trial_and_keeps_the_earlier_re
     earlier = {t.number: t.value for t in _study(run_dir).trials}
     weights = Path(first.result_weights or "").relative_to(finished)
     weights_hash = hashlib.sha256((cwd / weights).read_bytes()).hexdigest()
-    # 64 images a trial (~0.3 s) so that the interrupt lands inside one
-    more = [*RUN, "search.n_trials=10", "search.batch_size=64", "finetune.enabled=false"]
+    # 512 images a trial (~1 s to render; 64 took 0.1-0.2 s, so the interrupt could land after
+    # the trial had finished) so that the interrupt lands inside one
+    more = [*RUN, "search.n_trials=10", "search.batch_size=512", "finetune.enabled=false"]
     proc = start_cli(cwd, *more)
     _running_trial(run_dir, len(earlier) + 1, time.monotonic() + 120)
     proc.send_signal(signal.SIGINT)
