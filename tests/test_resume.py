@@ -60,7 +60,8 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
             break
     assert lines >= 3, "the run ended before three trials"
     deadline = time.monotonic() + 120
-    while not (running := _running(run_dir / "optuna.db")):  # kill *inside* a trial
+    # Kill *inside* a trial, past its parameters (the stage is stored just before the render).
+    while not (running := [t for t in _running(run_dir / "optuna.db") if "stage" in t.user_attrs]):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -84,7 +85,9 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
     assert trials[killed.number].state == TrialState.FAIL
     retries = [t for t in trials if retried_trial_numbers(t) == [killed.number]]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == killed.params  # the same point, re-run
+    # The same point, re-run (its parameters as far as the killed trial had stored them: on a
+    # loaded machine the kill can still land between two suggestions).
+    assert killed.params.items() <= retries[0].params.items()
     assert all(t.state == TrialState.COMPLETE for t in trials if t.number != killed.number)
     completed_before = killed.number  # trials 0 .. killed-1 finished before the kill, kept
     assert again.stdout.count("| floor ") == 12 - completed_before
