@@ -71,7 +71,8 @@ def search(
         poll_s: how long a worker with no trial to ask waits before looking again.
     """
     mutex = mutex or StudyMutex("", study.study_name)
-    dead = fail_dead_trials(study)
+    with mutex.hold():  # not between another worker's ask and its worker record
+        dead = fail_dead_trials(study)
     for number in dead:
         log.warning("trial %d was interrupted earlier: marked failed, re-queued", number)
     if dead:

@@ -90,7 +90,9 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
       the resume after ``kill -9`` on one machine: no waiting for a heartbeat grace period, and
       it is right for SQLite (no heartbeat between separate runs of one folder) as well as for a
       database server. A trial without a worker record comes from an older study; with no
-      heartbeat to go by it is treated as dead, as before.
+      heartbeat to go by it is treated as dead, as before. Call it under the study mutex:
+      :func:`ask` creates a trial and records its worker in two writes, and between them a live
+      worker's new trial has no record yet.
     - on an RDB storage, Optuna's heartbeat: a trial whose worker (on any host) has not beaten
       for ``grace_period`` seconds is failed and re-enqueued by ``fail_stale_trials``.
     """
