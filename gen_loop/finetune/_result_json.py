@@ -14,13 +14,15 @@ RESULT_FILE = "metrics.json"
 
 
 def detection_metrics_json(metrics: DetectionMetrics) -> dict[str, Any]:
-    """One ``before`` / ``after`` entry of ``metrics.json``."""
-    return {
+    """One ``before`` / ``after`` entry of ``metrics.json`` (``n_images`` when known)."""
+    entry: dict[str, Any] = {
         "map50": metrics.map50,
         "map50_95": metrics.map50_95,
         "per_class_ap50": dict(metrics.per_class_map50),
-        "n_images": metrics.n_images,
     }
+    if metrics.n_images >= 0:
+        entry["n_images"] = metrics.n_images
+    return entry
 
 
 def read_result(path: Path, evaluated: bool) -> tuple[Path, dict[str, DetectionMetrics], str]:
