@@ -9,6 +9,7 @@ fine-tuned (``after``) detector. The verdict is the built-in fine-tune's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -139,7 +140,9 @@ class CommandFinetuner(Finetuner):
         try:
             weights, metrics, warning = read_result(output / RESULT_FILE, eval_yaml is not None)
         except ValueError as err:
-            raise FinetuneError(f"{KEY} exited 0 but {err} (log: {log_path}){_tail(log_path)}")
+            raise FinetuneError(
+                f"{KEY} exited 0 but {err} (log: {log_path}){_tail(log_path)}"
+            ) from None
         evaluation: dict[str, Any] = {"warning": warning} if warning else {}
         if metrics:
             evaluation.update({stage: m.as_dict() for stage, m in metrics.items()})
@@ -195,8 +198,6 @@ def _tail(log_path: Path) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()

@@ -28,11 +28,15 @@ from gen_loop.finetune.train import DetectionMetrics
 EXIT_FAILED = 3
 
 
-def evaluate(weights: Path, data_yaml: Path, args: argparse.Namespace, name: str) -> DetectionMetrics:
+def evaluate(
+    weights: Path, data_yaml: Path, args: argparse.Namespace, name: str
+) -> DetectionMetrics:
     """mAP50, mAP50-95 and per-class AP50 of ``weights`` on the ``val`` split of ``data_yaml``."""
     from gen_loop.finetune.train import evaluate_detector
 
-    return evaluate_detector(weights, data_yaml, args.imgsz, args.batch, args.device, args.out / name)
+    return evaluate_detector(
+        weights, data_yaml, args.imgsz, args.batch, args.device, args.out / name
+    )
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -76,7 +80,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if warning:
         result["warning"] = warning
     if args.eval is not None:
-        result["before"] = detection_metrics_json(evaluate(args.weights, args.eval, args, "eval_before"))
+        result["before"] = detection_metrics_json(
+            evaluate(args.weights, args.eval, args, "eval_before")
+        )
     weights = train(args)
     result["weights"] = str(weights.relative_to(args.out))
     if args.eval is not None:

@@ -78,4 +78,10 @@ def build_finetuner(cfg: FinetuneConfig) -> Finetuner:
 
 
 # build_scorer is config.build.instantiate_scorer (light to import: validation uses it too).
-__all__ = ["build_embedder", "build_finetuner", "build_generator", "build_scorer", "resolve_weights"]
+__all__ = [
+    "build_embedder",
+    "build_finetuner",
+    "build_generator",
+    "build_scorer",
+    "resolve_weights",
+]
