@@ -22,3 +22,9 @@ class InputDataError(GenLoopError):
 class GeneratorError(GenLoopError):
     """A generator could not make a batch (an external simulator failed, timed out or wrote
     unusable output); the loop records the trial as failed with this message and goes on."""
+
+
+class FinetuneError(GenLoopError):
+    """The fine-tune could not be made (the user's trainer command failed or wrote unusable
+    output); the run keeps its search results, records the failed verdict and stops with this
+    message."""

@@ -12,6 +12,7 @@ from gen_loop.config.choices import (
 from gen_loop.config.commands import GenerateConfig, TrainBaseConfig
 from gen_loop.config.schema import (
     CentroidScoreConfig,
+    CommandFinetuneConfig,
     CommandGeneratorConfig,
     DemoTargetConfig,
     EmbedderConfig,
@@ -39,6 +40,7 @@ __all__ = [
     "CentroidMetric",
     "CentroidScoreConfig",
     "Choice",
+    "CommandFinetuneConfig",
     "CommandGeneratorConfig",
     "DemoTargetConfig",
     "EmbedderConfig",

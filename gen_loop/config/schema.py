@@ -288,8 +288,23 @@ class SelectionConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Fine-tuning the base detector on the selected samples, and evaluation."""
+    """Fine-tuning the base detector on the selected samples, and evaluation: one subclass
+    per option of the ``finetune`` group, its ``_target_`` the
+    :class:`~gen_loop.finetune.Finetuner` it builds (``finetune=default``: the ultralytics
+    trainer, in-process). Every field not in ``loop_fields`` is a constructor argument of
+    ``_target_``."""
 
+    _target_: str = "gen_loop.finetune.UltralyticsFinetuner"
+    # Fields the loop reads (selection, replay, verdict), not the finetuner (a ClassVar: not a
+    # config key).
+    loop_fields: ClassVar[tuple[str, ...]] = (
+        "enabled",
+        "val_fraction",
+        "replay_fraction",
+        "replay_data",
+        "require_gain",
+        "min_gain",
+    )
     enabled: bool = True
     epochs: int = 8
     batch: int = 16
@@ -308,6 +323,20 @@ class FinetuneConfig:
     # mAP50 rose by more than min_gain (absolute; 0.01 = one mAP point); see summary "verdict".
     require_gain: bool = True
     min_gain: float = 0.01
+
+
+@dataclass
+class CommandFinetuneConfig(FinetuneConfig):
+    """``finetune=command``: the user's own trainer run as a command, never through a shell
+    (contract: ``gen_loop/finetune/COMMAND.md``). The settings above reach it only through the
+    placeholders of ``command``."""
+
+    _target_: str = "gen_loop.finetune.CommandFinetuner"
+    # Argument list; {data_yaml} {weights} {model} {out_dir} {epochs} {imgsz} {batch} {lr0}
+    # {augment} {device} {seed} {eval_yaml} are replaced (an argument holding {eval_yaml} is
+    # dropped without labeled target data).
+    command: list[str] = MISSING
+    timeout_s: Optional[float] = None  # None: no limit; else seconds before it is killed
 
 
 @dataclass

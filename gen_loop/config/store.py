@@ -26,6 +26,7 @@ _GROUP_SCHEMAS = {
     ("target", "base_target"): schema.TargetConfig,
     ("selection", "base_selection"): schema.SelectionConfig,
     ("finetune", "base_finetune"): schema.FinetuneConfig,
+    ("finetune", "base_command"): schema.CommandFinetuneConfig,
     ("tracking", "base_mlflow"): schema.TrackingConfig,
 }
 _ROOT_SCHEMAS = {

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from gen_loop.config.schema import FinetuneConfig
 from gen_loop.finetune.train import evaluate_detector, train_detector
 from gen_loop.selection.dataset import Selection
 
 log = logging.getLogger(__name__)
+
+#: The evaluation's ``skipped`` entry when there are no labeled target images.
+NO_LABELS = (
+    "no labeled target data: evaluation skipped (give target.labels=DATA_YAML for a labeled "
+    "holdout)"
+)
+
+
+class TrainSettings(Protocol):
+    """The training settings :func:`finetune_and_evaluate` reads (a ``FinetuneConfig`` or an
+    :class:`~gen_loop.finetune.finetuner.UltralyticsFinetuner` has them)."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def imgsz(self) -> int: ...
+    @property
+    def lr0(self) -> float | None: ...
+    @property
+    def augment(self) -> bool: ...
+    @property
+    def seed(self) -> int: ...
 
 
 def finetune_and_evaluate(
@@ -18,18 +41,20 @@ def finetune_and_evaluate(
     model: str,
     selection: Selection,
     eval_yaml: Path | None,
-    cfg: FinetuneConfig,
+    cfg: TrainSettings,
     device: str,
     out_dir: Path,
 ) -> tuple[Path, dict[str, Any]]:
     """Fine-tune ``base_weights`` on the selection; evaluate before and after on ``eval_yaml``.
+
+    ``device`` is as the ultralytics trainer takes it (:func:`train_device`).
 
     Returns:
         The fine-tuned weights and ``{"before": metrics, "after": metrics}`` (or a
         ``skipped`` message when there are no labeled target images).
     """
     evaluation: dict[str, Any] = {}
-    mismatch = _class_mismatch(base_weights, selection.batch.class_names)
+    mismatch = class_mismatch(base_weights, selection.batch.class_names)
     if mismatch:
         log.warning(mismatch)
         evaluation["warning"] = mismatch
@@ -57,14 +82,11 @@ def finetune_and_evaluate(
         )
         evaluation["after"] = after.as_dict()
     else:
-        evaluation["skipped"] = (
-            "no labeled target data: evaluation skipped (give target.labels=DATA_YAML "
-            "for a labeled holdout)"
-        )
+        evaluation["skipped"] = NO_LABELS
     return weights, evaluation
 
 
-def _class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
+def class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
     """A message when the detector's classes are not the data's (its head is then re-made)."""
     from ultralytics import YOLO
 

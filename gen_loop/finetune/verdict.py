@@ -3,7 +3,9 @@
 A lower embedding distance has not always bought detector accuracy, so the loop measures the
 downstream effect where labeled target images exist (the demo target's labels, or
 ``target.labels``) and refuses to call the fine-tuned detector an improvement when its mAP50
-did not rise by more than ``finetune.min_gain``. Without labels the verdict is ``unknown``.
+did not rise by more than ``finetune.min_gain``. Without labels the verdict is ``unknown``;
+when the fine-tune itself failed (``finetune=command``: the trainer exited non-zero or wrote
+no usable result), ``failed``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 IMPROVED = "improved"
 NOT_IMPROVED = "not_improved"
 UNKNOWN = "unknown"
+FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -22,15 +25,16 @@ class Verdict:
     """The fine-tune's verdict on the labeled target holdout.
 
     Attributes:
-        status: ``improved``, ``not_improved`` or ``unknown`` (no labeled data, no fine-tune).
+        status: ``improved``, ``not_improved``, ``unknown`` (no labeled data, no fine-tune) or
+            ``failed`` (the fine-tune did not produce weights).
         improved: True, False, or None when unknown.
         metric: the metric compared (``map50``).
         before: the base detector's value on the holdout (None when unknown).
         after: the fine-tuned detector's value (None when unknown).
         gain: ``after - before`` (None when unknown).
         min_gain: the margin the gain had to exceed.
-        accepted: whether the fine-tuned weights are the run's result (False only when the
-            gain was required and missed).
+        accepted: whether the fine-tuned weights are the run's result (False when the gain
+            was required and missed, or the fine-tune failed).
         message: one plain sentence for the console.
     """
 
@@ -48,6 +52,21 @@ class Verdict:
 def unknown_verdict(reason: str, min_gain: float = 0.0, metric: str = "map50") -> Verdict:
     """A verdict that cannot be given, with the reason."""
     return Verdict(UNKNOWN, None, metric, None, None, None, min_gain, True, reason)
+
+
+def failed_verdict(reason: str, min_gain: float = 0.0, metric: str = "map50") -> Verdict:
+    """The verdict of a fine-tune that failed: no fine-tuned weights, the base detector stands."""
+    return Verdict(
+        FAILED,
+        None,
+        metric,
+        None,
+        None,
+        None,
+        min_gain,
+        False,
+        f"fine-tune failed: {reason}; the base detector stands",
+    )
 
 
 def gain_verdict(

@@ -8,10 +8,11 @@ from pathlib import Path
 from gen_loop.config.build import instantiate_component
 from gen_loop.config.build import instantiate_scorer as build_scorer
 from gen_loop.config.keys import nearest
-from gen_loop.config.schema import EmbedderConfig, GeneratorConfig
+from gen_loop.config.schema import EmbedderConfig, FinetuneConfig, GeneratorConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
 from gen_loop.errors import ConfigError, InputDataError
+from gen_loop.finetune.finetuner import Finetuner
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 
@@ -69,5 +70,18 @@ def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
     return embedder
 
 
+def build_finetuner(cfg: FinetuneConfig) -> Finetuner:
+    """The finetuner ``finetune._target_`` names, with the fields of ``cfg`` but the loop's
+    (``FinetuneConfig.loop_fields``); bad settings are config errors naming their key."""
+    finetuner: Finetuner = instantiate_component(cfg, "finetune", cfg.loop_fields)
+    return finetuner
+
+
 # build_scorer is config.build.instantiate_scorer (light to import: validation uses it too).
-__all__ = ["build_embedder", "build_generator", "build_scorer", "resolve_weights"]
+__all__ = [
+    "build_embedder",
+    "build_finetuner",
+    "build_generator",
+    "build_scorer",
+    "resolve_weights",
+]

@@ -10,7 +10,12 @@ from gen_loop._env import configure_offline, configure_ultralytics, default_cach
 from gen_loop._secrets import install_log_filter
 from gen_loop.config.schema import RunConfig
 from gen_loop.config.validate import check_run_config
-from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
+from gen_loop.loop.components import (
+    build_embedder,
+    build_finetuner,
+    build_generator,
+    resolve_weights,
+)
 from gen_loop.loop.summary import RunSummary
 from gen_loop.loop.target_data import TargetData, load_target
 
@@ -35,6 +40,8 @@ def run(cfg: RunConfig) -> RunSummary:
     from gen_loop.search.space import build_space
 
     generator, base_params = build_generator(cfg.generator)
+    # Built now: a trainer command that is not found stops the run before the search.
+    finetuner = build_finetuner(cfg.finetune) if cfg.finetune.enabled else None
     space = build_space(
         cfg.search.space, generator.parameters, cfg.search.fixed, cfg.search.enqueue
     )
@@ -50,7 +57,17 @@ def run(cfg: RunConfig) -> RunSummary:
     from gen_loop.loop.session import LoopSession
 
     session = LoopSession(
-        cfg, run_dir, cache_dir, generator, base_params, space, embedder, weights, target, timings
+        cfg,
+        run_dir,
+        cache_dir,
+        generator,
+        base_params,
+        space,
+        embedder,
+        weights,
+        target,
+        timings,
+        finetuner,
     )
     return session.execute()
 

@@ -18,8 +18,9 @@ from gen_loop._secrets import mask_text, mask_url
 from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
-from gen_loop.finetune import add_replay, finetune_and_evaluate, train_device
-from gen_loop.finetune.verdict import gain_verdict, unknown_verdict
+from gen_loop.errors import FinetuneError
+from gen_loop.finetune import Finetuner, add_replay
+from gen_loop.finetune.verdict import failed_verdict, gain_verdict, unknown_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.components import build_scorer
@@ -68,6 +69,8 @@ class LoopSession:
         weights: the base detector checkpoint (None: random init, nothing to fine-tune).
         target: the loaded target.
         timings: seconds per stage, filled as the run goes.
+        finetuner: fine-tunes and evaluates the best camera's selection (None:
+            ``finetune.enabled=false``).
     """
 
     cfg: RunConfig
@@ -80,6 +83,7 @@ class LoopSession:
     weights: Path | None
     target: TargetData
     timings: dict[str, float]
+    finetuner: Finetuner | None = None
 
     def execute(self) -> RunSummary:
         """Score the target, search, select and fine-tune; return the summary.
@@ -91,6 +95,9 @@ class LoopSession:
         Raises:
             KeyboardInterrupt: after recording the results so far, when the user pressed
                 Ctrl-C during the search (the same run folder resumes).
+            FinetuneError: after recording the search and a ``failed`` verdict, when the
+                fine-tune failed; the final stage is not marked done, so the same run folder
+                makes it again (the search is not repeated).
             ConfigError: when the run folder's study was searched against another target,
                 embedder or scorer.
             InputDataError: when the run folder's ``summary.json`` cannot be read.
@@ -141,16 +148,19 @@ class LoopSession:
             summary.keeping(earlier).write(self.run_dir / "summary.json")
             if outcome.interrupted:
                 raise KeyboardInterrupt
-            result = summary
+            result, failure = summary, None
             if summary.best_trial is not None and self._claim(study, mutex, summary):
-                self._finish(summary, study, scorer, observer)
-                with mutex.hold():
-                    mark_finalised(study, cfg.search.n_trials)
+                failure = self._finish(summary, study, scorer, observer)
+                if failure is None:
+                    with mutex.hold():
+                        mark_finalised(study, cfg.search.n_trials)
             else:
                 result = summary.keeping(earlier)
             result.mlflow = mlflow.info()
             result.write(self.run_dir / "summary.json")
             observer.on_end(result)
+            if failure is not None:  # the MLflow run ends FAILED, the summary is written
+                raise failure
         return result
 
     def _timed(self, key: str, step: Callable[..., _T], *args: object) -> _T:
@@ -299,8 +309,12 @@ class LoopSession:
 
     def _finish(
         self, summary: RunSummary, study: optuna.Study, scorer: Scorer, observer: LoopObserver
-    ) -> None:
-        """Plots, selection, fine-tune and evaluation of the best camera; the verdict."""
+    ) -> FinetuneError | None:
+        """Plots, selection, fine-tune and evaluation of the best camera; the verdict.
+
+        Returns the fine-tune's error when it failed (the summary then has a ``failed``
+        verdict and the base detector as its result), else None.
+        """
         cfg = self.cfg
         plot_files = run_figures(
             study,
@@ -333,33 +347,40 @@ class LoopSession:
         )
         summary.pool_size = selection.pool_size
         summary.selection_threshold = selection.threshold
-        weights = None
-        if not cfg.finetune.enabled:
+        weights, failure = None, None
+        if self.finetuner is None:
             summary.evaluation = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
             summary.verdict = unknown_verdict("unknown: fine-tuning disabled")
         elif self.weights is None:
             summary.evaluation = {"skipped": "no base weights (embedder.weights=random)"}
             summary.verdict = unknown_verdict("unknown: no base weights")
         else:
-            weights, summary.evaluation = self._timed(
-                "finetune_s",
-                finetune_and_evaluate,
-                self.weights,
-                cfg.embedder.model,
-                selection,
-                self.target.labels_yaml,
-                cfg.finetune,
-                train_device(cfg.finetune.device),
-                self.run_dir / "finetune",
-            )
-            summary.finetuned_weights = str(weights)
-            summary.verdict = gain_verdict(
-                summary.evaluation, cfg.finetune.min_gain, cfg.finetune.require_gain
-            )
-            # Rejected weights stay on disk and in MLflow, but not under the result's name.
-            summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
+            try:
+                weights, summary.evaluation = self._timed(
+                    "finetune_s",
+                    self.finetuner.finetune,
+                    self.weights,
+                    cfg.embedder.model,
+                    selection,
+                    self.target.labels_yaml,
+                    self.run_dir / "finetune",
+                )
+            except FinetuneError as err:
+                failure = err
+                reason = str(err).splitlines()[0]
+                summary.evaluation = {"failed": reason}
+                summary.verdict = failed_verdict(reason, cfg.finetune.min_gain)
+                summary.result_weights = str(self.weights)
+            else:
+                summary.finetuned_weights = str(weights)
+                summary.verdict = gain_verdict(
+                    summary.evaluation, cfg.finetune.min_gain, cfg.finetune.require_gain
+                )
+                # Rejected weights stay on disk and in MLflow, but not under the result's name.
+                summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
         summary.final_stage = FinalStage(cfg.search.n_trials, summary.n_trials, summary.best_trial)
         observer.on_finish(summary, FinishOutputs(plot_files, selection.manifest, weights))
+        return failure
 
 
 def _storage(url: str, s: SearchConfig) -> optuna.storages.BaseStorage:

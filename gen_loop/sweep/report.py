@@ -63,7 +63,7 @@ def _job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         n_failed=summary.n_failed,
         map50_before=_number((evaluation.get("before") or {}).get("map50")),
         map50_after=_number((evaluation.get("after") or {}).get("map50")),
-        status=evaluation.get("skipped", "done"),
+        status=evaluation.get("failed") or evaluation.get("skipped", "done"),
     )
     return row
 
