@@ -93,6 +93,21 @@ class EmbedderConfig:
 
 
 @dataclass
+class OnnxEmbedderConfig(EmbedderConfig):
+    """``embedder=onnx``: an exported detector run with onnxruntime (see
+    ``gen_loop.embedder.OnnxEmbedder``); layers are tensor names of its graph. It has no torch
+    weights: fine-tuning takes ``finetune.weights`` (the checkpoint the file was exported from)
+    or is skipped, with the reason in the verdict."""
+
+    _target_: str = "gen_loop.embedder.OnnxEmbedder"
+    model: str = MISSING  # the .onnx file
+    # Not used: the weights are in embedder.model (any other value is refused).
+    weights: str = "none"
+    # Tensor names; `python -m gen_loop onnx-tensors MODEL.onnx` lists them.
+    layers: list[Any] = MISSING
+
+
+@dataclass
 class ScoreConfig:
     """How a batch is scored against the target: one subclass per option of the ``score``
     group, its ``_target_`` the :class:`~gen_loop.score.Scorer` it builds.
@@ -291,6 +306,9 @@ class FinetuneConfig:
     """Fine-tuning the base detector on the selected samples, and evaluation."""
 
     enabled: bool = True
+    # The checkpoint fine-tuned and evaluated as "before"; null = the embedder's own
+    # (embedder.weights). embedder=onnx has none: give the .pt its file was exported from.
+    weights: Optional[str] = None
     epochs: int = 8
     batch: int = 16
     imgsz: int = 256

@@ -10,7 +10,12 @@ from gen_loop._env import configure_offline, configure_ultralytics, default_cach
 from gen_loop._secrets import install_log_filter
 from gen_loop.config.schema import RunConfig
 from gen_loop.config.validate import check_run_config
-from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
+from gen_loop.loop.components import (
+    build_embedder,
+    build_generator,
+    finetune_weights,
+    resolve_weights,
+)
 from gen_loop.loop.summary import RunSummary
 from gen_loop.loop.target_data import TargetData, load_target
 
@@ -47,10 +52,21 @@ def run(cfg: RunConfig) -> RunSummary:
     configure_ultralytics()
     weights = resolve_weights(cfg.embedder, cache_dir)
     embedder = build_embedder(cfg.embedder, weights)
+    base_weights, no_weights_reason = finetune_weights(cfg, weights)
     from gen_loop.loop.session import LoopSession
 
     session = LoopSession(
-        cfg, run_dir, cache_dir, generator, base_params, space, embedder, weights, target, timings
+        cfg,
+        run_dir,
+        cache_dir,
+        generator,
+        base_params,
+        space,
+        embedder,
+        base_weights,
+        target,
+        timings,
+        no_weights_reason,
     )
     return session.execute()
 
