@@ -100,11 +100,13 @@ class OnnxEmbedderConfig(EmbedderConfig):
     or is skipped, with the reason in the verdict."""
 
     _target_: str = "gen_loop.embedder.OnnxEmbedder"
-    model: str = MISSING  # the .onnx file
+    # Required, but not MISSING: a MISSING here would not replace the value of the option
+    # it is switched from (model=yolov7-tiny, layers=[14]); empty values are refused instead.
+    model: str = ""  # the .onnx file
     # Not used: the weights are in embedder.model (any other value is refused).
     weights: str = "none"
     # Tensor names; `python -m gen_loop onnx-tensors MODEL.onnx` lists them.
-    layers: list[Any] = MISSING
+    layers: list[Any] = field(default_factory=list)
 
 
 @dataclass

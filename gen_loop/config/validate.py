@@ -49,10 +49,10 @@ def check_embedder(cfg: EmbedderConfig) -> None:
     _positive("embedder.batch_size", cfg.batch_size)
     if cfg.imgsz % 32:
         raise ConfigError("embedder.imgsz", f"{cfg.imgsz} must be a multiple of 32 (stride)")
-    if not cfg.layers:
-        raise ConfigError("embedder.layers", "name at least one layer index")
     if isinstance(cfg, OnnxEmbedderConfig):
         _check_onnx_embedder(cfg)
+    elif not cfg.layers:
+        raise ConfigError("embedder.layers", "name at least one layer index")
     elif cfg.weights not in ("base", "random") and not Path(cfg.weights).is_file():
         raise ConfigError(
             "embedder.weights", f"{cfg.weights} is not a file (use base, random or a .pt path)"
@@ -70,8 +70,16 @@ def _check_onnx_embedder(cfg: OnnxEmbedderConfig) -> None:
             f"embedder=onnx needs {' and '.join(missing)}: pip install 'gen_loop[onnx]' "
             "(or: pip install onnx onnxruntime)",
         )
+    if not cfg.model:
+        raise ConfigError("embedder.model", "embedder=onnx needs embedder.model=PATH.onnx")
     if not Path(cfg.model).is_file():
         raise ConfigError("embedder.model", f"{cfg.model} is not a file (give the .onnx path)")
+    if not cfg.layers:
+        raise ConfigError(
+            "embedder.layers",
+            "name at least one tensor of the graph, embedder.layers=[NAME,...]; list them "
+            f"with `python -m gen_loop onnx-tensors {cfg.model}`",
+        )
     if cfg.weights != "none":
         raise ConfigError(
             "embedder.weights",

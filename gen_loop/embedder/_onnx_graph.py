@@ -84,7 +84,8 @@ def feature_tensors(
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     graph_input = next(i for i in probe.graph.input if i.name == image.name)
-    for dim, value in zip(graph_input.type.tensor_type.shape.dim, (1, 3, imgsz, imgsz), strict=True):
+    dims = graph_input.type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, imgsz, imgsz), strict=True):
         dim.Clear()
         dim.dim_value = value
     inferred = onnx.shape_inference.infer_shapes(probe)
