@@ -289,4 +289,4 @@ def test_smoke_run_with_embedder_onnx(onnx_file: Path, names: list[str], tmp_pat
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     recorded = study.user_attrs[IDENTITY_ATTR]["embedder"]
     assert recorded["fingerprint"] == fingerprint and names[0] in recorded["label"]
-    assert list((tmp_path / "cache" / "embeddings").glob(f"{fingerprint}-*.npy"))
+    assert list((tmp_path / "cache").rglob(f"embeddings/{fingerprint}-*.npy"))
