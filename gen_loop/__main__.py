@@ -33,6 +33,8 @@ commands:
                e.g. python -m gen_loop analyze sets.source=/data/train sets.target=/data/client
   sweep-report tabulate the jobs of a `run --multirun` sweep as Markdown + CSV (not Hydra)
                e.g. python -m gen_loop sweep-report runs/multirun/<time>
+  onnx-tensors list the tensors of an ONNX model that embedder.layers can name (not Hydra)
+               e.g. python -m gen_loop onnx-tensors model.onnx --imgsz 640
 
 Overrides use Hydra syntax (key=value, group=option); add --help after the command for the
 composed config and its groups. Results: runs/<time>/summary.json and the MLflow store.
@@ -151,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gen_loop.sweep.report import sweep_report_main
 
         return sweep_report_main(rest)
+    if command == "onnx-tensors":
+        from gen_loop.embedder.exported import onnx_tensors_main
+
+        return onnx_tensors_main(rest)
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -93,6 +93,23 @@ class EmbedderConfig:
 
 
 @dataclass
+class OnnxEmbedderConfig(EmbedderConfig):
+    """``embedder=onnx``: an exported detector run with onnxruntime (see
+    ``gen_loop.embedder.OnnxEmbedder``); layers are tensor names of its graph. It has no torch
+    weights: fine-tuning takes ``finetune.weights`` (the checkpoint the file was exported from)
+    or is skipped, with the reason in the verdict."""
+
+    _target_: str = "gen_loop.embedder.OnnxEmbedder"
+    # Required, but not MISSING: a MISSING here would not replace the value of the option
+    # it is switched from (model=yolov7-tiny, layers=[14]); empty values are refused instead.
+    model: str = ""  # the .onnx file
+    # Not used: the weights are in embedder.model (any other value is refused).
+    weights: str = "none"
+    # Tensor names; `python -m gen_loop onnx-tensors MODEL.onnx` lists them.
+    layers: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class ScoreConfig:
     """How a batch is scored against the target: one subclass per option of the ``score``
     group, its ``_target_`` the :class:`~gen_loop.score.Scorer` it builds.
@@ -299,6 +316,7 @@ class FinetuneConfig:
     # config key).
     loop_fields: ClassVar[tuple[str, ...]] = (
         "enabled",
+        "weights",
         "val_fraction",
         "replay_fraction",
         "replay_data",
@@ -306,6 +324,9 @@ class FinetuneConfig:
         "min_gain",
     )
     enabled: bool = True
+    # The checkpoint fine-tuned and evaluated as "before"; null = the embedder's own
+    # (embedder.weights). embedder=onnx has none: give the .pt its file was exported from.
+    weights: Optional[str] = None
     epochs: int = 8
     batch: int = 16
     imgsz: int = 256

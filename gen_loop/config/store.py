@@ -17,6 +17,7 @@ _GROUP_SCHEMAS = {
     ("generator", "base_folder"): schema.FolderGeneratorConfig,
     ("generator", "base_command"): schema.CommandGeneratorConfig,
     ("embedder", "base_yolov7_tiny"): schema.EmbedderConfig,
+    ("embedder", "base_onnx"): schema.OnnxEmbedderConfig,
     ("score", "base_centroid"): schema.CentroidScoreConfig,
     ("score", "base_frechet"): schema.FrechetScoreConfig,
     ("score", "base_mmd"): schema.MMDScoreConfig,

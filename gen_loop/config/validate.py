@@ -14,6 +14,7 @@ from gen_loop.config.schema import (
     FrechetScoreConfig,
     Kernel,
     MMDScoreConfig,
+    OnnxEmbedderConfig,
     PRDCScoreConfig,
     RefineMethod,
     RunConfig,
@@ -48,11 +49,42 @@ def check_embedder(cfg: EmbedderConfig) -> None:
     _positive("embedder.batch_size", cfg.batch_size)
     if cfg.imgsz % 32:
         raise ConfigError("embedder.imgsz", f"{cfg.imgsz} must be a multiple of 32 (stride)")
-    if not cfg.layers:
+    if isinstance(cfg, OnnxEmbedderConfig):
+        _check_onnx_embedder(cfg)
+    elif not cfg.layers:
         raise ConfigError("embedder.layers", "name at least one layer index")
-    if cfg.weights not in ("base", "random") and not Path(cfg.weights).is_file():
+    elif cfg.weights not in ("base", "random") and not Path(cfg.weights).is_file():
         raise ConfigError(
             "embedder.weights", f"{cfg.weights} is not a file (use base, random or a .pt path)"
+        )
+
+
+def _check_onnx_embedder(cfg: OnnxEmbedderConfig) -> None:
+    """``embedder=onnx``: its packages installed, a model file, no torch weights."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            "embedder",
+            f"embedder=onnx needs {' and '.join(missing)}: pip install 'gen_loop[onnx]' "
+            "(or: pip install onnx onnxruntime)",
+        )
+    if not cfg.model:
+        raise ConfigError("embedder.model", "embedder=onnx needs embedder.model=PATH.onnx")
+    if not Path(cfg.model).is_file():
+        raise ConfigError("embedder.model", f"{cfg.model} is not a file (give the .onnx path)")
+    if not cfg.layers:
+        raise ConfigError(
+            "embedder.layers",
+            "name at least one tensor of the graph, embedder.layers=[NAME,...]; list them "
+            f"with `python -m gen_loop onnx-tensors {cfg.model}`",
+        )
+    if cfg.weights != "none":
+        raise ConfigError(
+            "embedder.weights",
+            f"{cfg.weights}: embedder=onnx reads its weights from embedder.model; the torch "
+            "checkpoint to fine-tune is finetune.weights=PATH.pt",
         )
 
 
@@ -87,6 +119,8 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("finetune.batch", ft.batch)
     if not 0.0 <= ft.replay_fraction <= 0.9:
         raise ConfigError("finetune.replay_fraction", f"{ft.replay_fraction} must be in [0, 0.9]")
+    if ft.weights is not None and not Path(ft.weights).is_file():
+        raise ConfigError("finetune.weights", f"{ft.weights} is not a file (a .pt checkpoint)")
     if ft.replay_data is not None and not Path(ft.replay_data).is_file():
         raise ConfigError("finetune.replay_data", f"{ft.replay_data} is not a YOLO data.yaml")
     if not 0.0 <= ft.val_fraction < 1.0:

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from gen_loop.embedder.base import Embedder
+from gen_loop.embedder._pooled import (
+    CPU_PIXELS_PER_PASS,
+    PooledEmbedder,
+    fingerprint_of,
+    pass_size,
+    pooled,
+)
 from gen_loop.embedder.weights import build_model, file_digest, model_yaml
 
 log = logging.getLogger(__name__)
-
-#: On CPU, a forward pass takes at most this many input pixels (8 images at 256 px): the
-#: activations of larger passes spill out of the processor's cache, and 8-image passes embedded
-#: 1.3-1.6x faster than 32-image ones on this project's machines (experiments/throughput).
-CPU_PIXELS_PER_PASS = 8 * 256 * 256
 
 
 def resolve_device(device: str) -> torch.device:
@@ -102,7 +101,7 @@ def _layer_strides(net: Any, size: int = 64) -> dict[int, int]:
     return strides
 
 
-class YoloEmbedder(Embedder):
+class YoloEmbedder(PooledEmbedder):
     """Global-average-pooled feature maps of chosen layers of an ultralytics detector.
 
     The forward pass stops after the deepest requested layer, runs under
@@ -139,11 +138,7 @@ class YoloEmbedder(Embedder):
         self.half = self.device.type == "cuda" if half is None else half
         self.imgsz = imgsz
         self.batch_size = batch_size
-        self.pass_size = (
-            batch_size
-            if self.device.type == "cuda"
-            else max(1, min(batch_size, CPU_PIXELS_PER_PASS // (imgsz * imgsz)))
-        )
+        self.pass_size = pass_size(batch_size, imgsz, self.device.type == "cuda")
         detector = build_model(model, weights, seed)
         net: Any = detector.model
         self.layers = resolve_layers(net, layers)
@@ -156,41 +151,13 @@ class YoloEmbedder(Embedder):
         self._dim = self._probe_dim()
         source = file_digest(weights) if weights is not None else f"{model_yaml(model)}:{seed}"
         key = f"{source}|layers={self.layers}|imgsz={imgsz}|v1"
-        self._fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise ValueError(
-                f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}"
-            )
-        chunks = [
-            self._embed_chunk(images[i : i + self.pass_size])
-            for i in range(0, len(images), self.pass_size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32)
+        self._fingerprint = fingerprint_of(key)
 
     @torch.inference_mode()
-    def _embed_chunk(self, images: np.ndarray) -> np.ndarray:
-        x = self._to_tensor(images)
-        pooled = [f.float().mean(dim=(2, 3)) for f in self._forward(x)]
-        return torch.cat(pooled, dim=1).cpu().numpy()
+    def _embed_pass(self, images: np.ndarray) -> np.ndarray:
+        return pooled(self._forward(self._to_tensor(images)))
 
     def _to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        if images.shape[1:3] != (self.imgsz, self.imgsz):
-            images = np.stack(
-                [
-                    cv2.resize(im, (self.imgsz, self.imgsz), interpolation=cv2.INTER_AREA)
-                    for im in images
-                ]
-            )
         x = torch.from_numpy(images).to(self.device, non_blocking=True)
         # NHWC uint8 -> NCHW view in channels-last memory: no copy of the layout.
         x = x.permute(0, 3, 1, 2).to(dtype=torch.float16 if self.half else torch.float32)
@@ -223,3 +190,12 @@ class YoloEmbedder(Embedder):
             int(f.shape[1])
             for f in self._forward(probe.contiguous(memory_format=torch.channels_last))
         )
+
+
+__all__ = [
+    "CPU_PIXELS_PER_PASS",
+    "YoloEmbedder",
+    "named_layers",
+    "resolve_device",
+    "resolve_layers",
+]

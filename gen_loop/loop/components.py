@@ -8,7 +8,13 @@ from pathlib import Path
 from gen_loop.config.build import instantiate_component
 from gen_loop.config.build import instantiate_scorer as build_scorer
 from gen_loop.config.keys import nearest
-from gen_loop.config.schema import EmbedderConfig, FinetuneConfig, GeneratorConfig
+from gen_loop.config.schema import (
+    EmbedderConfig,
+    FinetuneConfig,
+    GeneratorConfig,
+    OnnxEmbedderConfig,
+    RunConfig,
+)
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.weights import BASE_WEIGHTS_NAME, shipped_base_weights
 from gen_loop.errors import ConfigError, InputDataError
@@ -43,8 +49,9 @@ def build_generator(cfg: GeneratorConfig) -> tuple[Generator, dict[str, ParamVal
 
 
 def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
-    """The checkpoint ``embedder.weights`` names: a path, the base model, or None (random)."""
-    if cfg.weights == "random":
+    """The checkpoint ``embedder.weights`` names: a path, the base model, or None (random, or
+    ``embedder=onnx``, whose weights are in its file)."""
+    if cfg.weights == "random" or isinstance(cfg, OnnxEmbedderConfig):
         return None
     if cfg.weights != "base":
         return Path(cfg.weights)
@@ -66,7 +73,11 @@ def resolve_weights(cfg: EmbedderConfig, cache_dir: Path) -> Path | None:
 def build_embedder(cfg: EmbedderConfig, weights: Path | None) -> Embedder:
     """The embedder ``embedder._target_`` names, with ``weights`` (resolved by
     :func:`resolve_weights`); bad settings are config errors naming their key."""
-    embedder: Embedder = instantiate_component(cfg, "embedder", ("weights",), weights=weights)
+    embedder: Embedder
+    if isinstance(cfg, OnnxEmbedderConfig):  # its weights are in embedder.model; no seed
+        embedder = instantiate_component(cfg, "embedder", ("weights", "seed"))
+    else:
+        embedder = instantiate_component(cfg, "embedder", ("weights",), weights=weights)
     return embedder
 
 
@@ -77,11 +88,30 @@ def build_finetuner(cfg: FinetuneConfig) -> Finetuner:
     return finetuner
 
 
+def finetune_weights(cfg: RunConfig, embedder_weights: Path | None) -> tuple[Path | None, str]:
+    """The checkpoint fine-tuning starts from, and why there is none when it is None.
+
+    ``finetune.weights`` when given, else the embedder's own checkpoint.
+    """
+    if cfg.finetune.weights is not None:
+        return Path(cfg.finetune.weights), ""
+    if isinstance(cfg.embedder, OnnxEmbedderConfig):
+        return None, (
+            "no torch weights to fine-tune (embedder=onnx; give finetune.weights=PATH.pt, the "
+            "checkpoint the ONNX file was exported from)"
+        )
+    return (
+        embedder_weights,
+        "" if embedder_weights else "no base weights (embedder.weights=random)",
+    )
+
+
 # build_scorer is config.build.instantiate_scorer (light to import: validation uses it too).
 __all__ = [
     "build_embedder",
     "build_finetuner",
     "build_generator",
     "build_scorer",
+    "finetune_weights",
     "resolve_weights",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 
-from gen_loop.config.schema import RunConfig
+from gen_loop.config.schema import OnnxEmbedderConfig, RunConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.errors import InputDataError
 from gen_loop.loop.console import INTERRUPTED
@@ -60,13 +60,18 @@ def distance_parts(cfg: RunConfig, target: TargetData, embedder: Embedder) -> di
     score_text = json.dumps(score, sort_keys=True, default=str)
     settings = ", ".join(f"{k}={v}" for k, v in sorted(score.items()) if k != "_target_")
     e = cfg.embedder
+    about = (
+        f"ONNX {e.model} (tensors {list(e.layers)}, imgsz {e.imgsz})"
+        if isinstance(e, OnnxEmbedderConfig)
+        else f"{e.model} (weights {e.weights}, layers {list(e.layers)}, imgsz {e.imgsz})"
+    )
     return {
         "target": Part(
             "target", f"{target.description} ({len(images.images)} images)", images.fingerprint
         ),
         "embedder": Part(
             "embedder",
-            f"{e.model} (weights {e.weights}, layers {list(e.layers)}, imgsz {e.imgsz})",
+            about,
             embedder.fingerprint,
         ),
         "score": Part(

@@ -14,6 +14,7 @@ from gen_loop.loop.components import (
     build_embedder,
     build_finetuner,
     build_generator,
+    finetune_weights,
     resolve_weights,
 )
 from gen_loop.loop.summary import RunSummary
@@ -54,6 +55,7 @@ def run(cfg: RunConfig) -> RunSummary:
     configure_ultralytics()
     weights = resolve_weights(cfg.embedder, cache_dir)
     embedder = build_embedder(cfg.embedder, weights)
+    base_weights, no_weights_reason = finetune_weights(cfg, weights)
     from gen_loop.loop.session import LoopSession
 
     session = LoopSession(
@@ -64,10 +66,11 @@ def run(cfg: RunConfig) -> RunSummary:
         base_params,
         space,
         embedder,
-        weights,
+        base_weights,
         target,
         timings,
         finetuner,
+        no_weights_reason,
     )
     return session.execute()
 

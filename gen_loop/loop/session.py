@@ -66,11 +66,12 @@ class LoopSession:
         generator / base_params / space: the generator, its current (source) parameters and
             the search space.
         embedder: the detector's backbone.
-        weights: the base detector checkpoint (None: random init, nothing to fine-tune).
+        weights: the checkpoint fine-tuning starts from (None: nothing to fine-tune).
         target: the loaded target.
         timings: seconds per stage, filled as the run goes.
         finetuner: fine-tunes and evaluates the best camera's selection (None:
             ``finetune.enabled=false``).
+        no_weights_reason: why ``weights`` is None, for the summary and its verdict.
     """
 
     cfg: RunConfig
@@ -84,6 +85,7 @@ class LoopSession:
     target: TargetData
     timings: dict[str, float]
     finetuner: Finetuner | None = None
+    no_weights_reason: str = "no base weights (embedder.weights=random)"
 
     def execute(self) -> RunSummary:
         """Score the target, search, select and fine-tune; return the summary.
@@ -352,8 +354,8 @@ class LoopSession:
             summary.evaluation = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
             summary.verdict = unknown_verdict("unknown: fine-tuning disabled")
         elif self.weights is None:
-            summary.evaluation = {"skipped": "no base weights (embedder.weights=random)"}
-            summary.verdict = unknown_verdict("unknown: no base weights")
+            summary.evaluation = {"skipped": self.no_weights_reason}
+            summary.verdict = unknown_verdict(f"unknown: {self.no_weights_reason.split(' (')[0]}")
         else:
             try:
                 weights, summary.evaluation = self._timed(
