@@ -48,11 +48,11 @@ def build_net(
         section, j = ("backbone", i) if i < n_backbone else ("head", i - n_backbone)
         source, repeats, _, args = parsed[section][j]
         parsed[section][j] = [source, repeats, "Conv", [args[0], 1, 1]]
-    net = DetectionModel(parsed, ch=ch, nc=nc, verbose=verbose)
+    net: Any = DetectionModel(parsed, ch=ch, nc=nc, verbose=verbose)
     for i in rows:
         stand_in = net.model[i]
         _, _, name, args = (cfg["backbone"] + cfg["head"])[i]
-        layer = CUSTOM_LAYERS[name](stand_in.conv.in_channels, *args)
+        layer: Any = CUSTOM_LAYERS[name](stand_in.conv.in_channels, *args)
         initialize_weights(layer)  # BatchNorm eps/momentum as ultralytics sets them
         layer.i, layer.f, layer.type = stand_in.i, stand_in.f, f"gen_loop.{name}"
         layer.np = sum(p.numel() for p in layer.parameters())

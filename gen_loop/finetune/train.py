@@ -6,6 +6,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gen_loop.embedder.weights import build_model
 
@@ -76,7 +77,8 @@ def train_detector(
     detector = build_model(model, weights, seed)
     # A layout with YOLOv7 layers that ultralytics' own parser cannot size (yolov7: SPPCSPC,
     # RepConv) is rebuilt by the trainer through gen_loop's builder.
-    trainer = LayoutTrainer if custom_rows(detector.model.yaml) else None
+    net: Any = detector.model
+    trainer = LayoutTrainer if custom_rows(net.yaml) else None
     extra: dict[str, object] = {} if lr0 is None else {"lr0": lr0, "optimizer": "AdamW"}
     if not augment:
         extra.update(mosaic=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, scale=0.0, translate=0.0)

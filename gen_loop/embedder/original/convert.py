@@ -69,7 +69,7 @@ def load_original(
     nc, names = _classes(original, cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_net(shipped_layout(name), nc=nc)
+        net: Any = build_net(shipped_layout(name), nc=nc)
     net.yaml["yaml_file"] = f"{name}.yaml"
     head = len(net.model) - 1
     try:
@@ -105,7 +105,7 @@ def _rename(key: str) -> str:
     return key
 
 
-def _copy_state(original: nn.Module, net: DetectionModel, head: int) -> None:
+def _copy_state(original: nn.Module, net: Any, head: int) -> None:
     """Copy every parameter and buffer of layers ``0..head-1`` (and BatchNorm eps/momentum),
     checking that the two sides hold exactly the same tensors."""
     theirs = {
@@ -125,7 +125,7 @@ def _copy_state(original: nn.Module, net: DetectionModel, head: int) -> None:
     net.load_state_dict(theirs, strict=False)
     for k, module in original.named_modules():
         if isinstance(module, nn.BatchNorm2d) and int(k.split(".")[1]) < head:
-            mine = net.get_submodule(_rename(k + ".")[:-1])
+            mine: Any = net.get_submodule(_rename(k + ".")[:-1])
             mine.eps, mine.momentum = module.eps, module.momentum
 
 
@@ -135,7 +135,7 @@ def save_as_ultralytics(net: DetectionModel, out: Path, source: Path) -> Path:
     import ultralytics
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
+    ckpt: dict[str, Any] = {
         "model": copy.deepcopy(net).half(),
         "ema": None,
         "train_args": {},

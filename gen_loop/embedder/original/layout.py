@@ -76,7 +76,8 @@ def match_layout(cfg: dict[str, Any]) -> str:
         theirs = [*layout["backbone"], *layout["head"]]
         if ours == theirs and acts == {layout.get("activation")}:
             return name
-        diff = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
+        pairs = zip(ours, theirs, strict=False)
+        diff = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
         diff = min(len(ours), len(theirs)) if diff is None else diff
         if diff > first_diff:
             best, first_diff = name, diff
