@@ -80,7 +80,8 @@ class EmbedderConfig:
 
     _target_: str = "gen_loop.embedder.YoloEmbedder"
     model: str = "yolov7-tiny"
-    # A checkpoint path; "base" = the base model (shipped, or made by `train-base`);
+    # A checkpoint path (ultralytics, or original YOLOv7: then `model` comes from the
+    # checkpoint); "base" = the base model (shipped, or made by `train-base`);
     # "random" = random initialisation (only when explicitly asked).
     weights: str = "base"
     # Indices or names (backbone_end, backbone_p3, backbone_p4, head_p3, head_p4, head_p5).

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
+from gen_loop.embedder.weights import ultralytics_checkpoint
 from gen_loop.finetune.train import evaluate_detector, train_detector
 from gen_loop.selection.dataset import Selection
 
@@ -49,11 +50,16 @@ def finetune_and_evaluate(
 
     ``device`` is as the ultralytics trainer takes it (:func:`train_device`).
 
+    An original-YOLOv7 ``base_weights`` is first written as an ultralytics checkpoint
+    (``out_dir/<name>-ultralytics.pt``: its layers up to the head carried over, a new
+    anchor-free head seeded by ``cfg.seed``), which the evaluations and the training then use.
+
     Returns:
         The fine-tuned weights and ``{"before": metrics, "after": metrics}`` (or a
         ``skipped`` message when there are no labeled target images).
     """
     evaluation: dict[str, Any] = {}
+    base_weights = ultralytics_checkpoint(base_weights, out_dir, cfg.seed)
     mismatch = class_mismatch(base_weights, selection.batch.class_names)
     if mismatch:
         log.warning(mismatch)

@@ -6,6 +6,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gen_loop.embedder.weights import build_model
 
@@ -54,8 +55,13 @@ def train_detector(
     Args:
         data_yaml: a YOLO ``data.yaml``.
         out_dir: where ultralytics writes its run; ``best.pt`` ends up at ``out_dir/best.pt``.
-        model: an ultralytics model YAML (architecture) used when ``weights`` is None.
-        weights: a checkpoint to start from (all layers transfer).
+        model: an architecture (a shipped name or an ultralytics YAML) used when ``weights``
+            is None.
+        weights: a checkpoint to start from (all layers transfer: every layer of the same
+            name and shape, so a head made for other classes starts anew). An original-YOLOv7
+            checkpoint is mapped first (see ``gen_loop.embedder.build_model``): the layers in
+            front of its head transfer, its anchor-based head is replaced by ultralytics'
+            anchor-free ``Detect``, which is learnt from scratch.
         epochs: training epochs.
         imgsz: training image size.
         batch: batch size.
@@ -66,11 +72,18 @@ def train_detector(
         augment: mosaic and the other default augmentations (off for a short fine-tune that
             should keep the look of its data).
     """
+    from gen_loop.embedder.layout import LayoutTrainer, custom_rows
+
     detector = build_model(model, weights, seed)
+    # A layout with YOLOv7 layers that ultralytics' own parser cannot size (yolov7: SPPCSPC,
+    # RepConv) is rebuilt by the trainer through gen_loop's builder.
+    net: Any = detector.model
+    trainer = LayoutTrainer if custom_rows(net.yaml) else None
     extra: dict[str, object] = {} if lr0 is None else {"lr0": lr0, "optimizer": "AdamW"}
     if not augment:
         extra.update(mosaic=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, scale=0.0, translate=0.0)
     detector.train(
+        trainer=trainer,
         **_run_arguments(data_yaml, imgsz, batch, device, out_dir),
         epochs=epochs,
         seed=seed,
