@@ -101,9 +101,17 @@ def class_mismatch(weights: Path, class_names: tuple[str, ...]) -> str | None:
     if theirs == list(class_names):
         return None
     return (
-        f"the base detector's classes {theirs} differ from the data's {list(class_names)}: "
-        "ultralytics re-initialises the detection head, and 'before' scores are not comparable"
+        f"the base detector's classes {_names(theirs)} differ from the data's "
+        f"{_names(list(class_names))}: ultralytics re-initialises the detection head, and "
+        "'before' scores are not comparable"
     )
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    """``names`` for a message: all of a short list, else the first few and the count."""
+    if len(names) <= shown:
+        return str(names)
+    return f"[{', '.join(repr(n) for n in names[:shown])}, ... ({len(names)} classes)]"
 
 
 def train_device(device: str) -> str:
