@@ -9,17 +9,16 @@ fine-tuned (``after``) detector. The verdict is the built-in fine-tune's.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gen_loop._commands import check_argv, kill_group
 from gen_loop.errors import ConfigError, FinetuneError
 from gen_loop.finetune._result_json import RESULT_FILE, read_result
 from gen_loop.finetune.finetuner import Finetuner
@@ -80,10 +79,7 @@ class CommandFinetuner(Finetuner):
         seed: int = 0,
         timeout_s: float | None = None,
     ) -> None:
-        if isinstance(command, str) or not command or not all(isinstance(a, str) for a in command):
-            raise ConfigError(
-                KEY, "must be a non-empty list of strings (an argument list; no shell is used)"
-            )
+        check_argv(command, KEY)
         unknown = sorted({m for a in command for m in _PLACEHOLDER.findall(a)} - {*PLACEHOLDERS})
         if unknown:
             raise ConfigError(
@@ -198,6 +194,5 @@ def _tail(log_path: Path) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_group(proc)
     proc.wait()

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import weakref
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from gen_loop._commands import check_argv, kill_group
 from gen_loop.errors import ConfigError, GeneratorError, InputDataError
 from gen_loop.generator._yolo_read import locate_yolo_dataset, read_labels
 from gen_loop.generator.base import Batch, Generator, image_seeds
@@ -76,11 +76,7 @@ class CommandGenerator(Generator):
         keep_outputs: bool = False,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        if isinstance(command, str) or not command or not all(isinstance(a, str) for a in command):
-            raise ConfigError(
-                "generator.command",
-                "must be a non-empty list of strings (an argument list; no shell is used)",
-            )
+        check_argv(command, "generator.command")
         if not timeout_s > 0:
             raise ConfigError("generator.timeout_s", f"{timeout_s} must be > 0")
         self.command = tuple(command)
@@ -159,14 +155,14 @@ class CommandGenerator(Generator):
         try:
             stdout, stderr = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             stdout, stderr = _drain(proc)
             raise GeneratorError(
                 f"simulator command timed out after {self.timeout_s:g} s (generator.timeout_s) "
                 f"and was killed: {_show(argv)}{output_tail(stderr, stdout)}"
             ) from None
         except BaseException:  # Ctrl-C: the child is in another session and did not get it
-            _kill_group(proc)
+            kill_group(proc)
             raise
         tail = output_tail(stderr, stdout)
         if proc.returncode != 0:
@@ -267,16 +263,6 @@ def output_tail(stderr: bytes | None, stdout: bytes | None) -> str:
 
 def _show(argv: Sequence[str]) -> str:
     return " ".join(argv)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows has no process groups here
-            proc.kill()
-    except ProcessLookupError:
-        pass
 
 
 def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
