@@ -84,8 +84,8 @@ class LoopSession:
     weights: Path | None
     target: TargetData
     timings: dict[str, float]
-    finetuner: Finetuner | None = None
-    no_weights_reason: str = "no base weights (embedder.weights=random)"
+    finetuner: Finetuner | None
+    no_weights_reason: str
 
     def execute(self) -> RunSummary:
         """Score the target, search, select and fine-tune; return the summary.
