@@ -140,17 +140,11 @@ class DetectorRunner:
         self._nms = _nms()
 
     def _tensor(self, images: np.ndarray) -> Any:
-        import cv2
         import torch
 
-        if images.shape[1:3] != (self.imgsz, self.imgsz):
-            images = np.stack(
-                [
-                    cv2.resize(im, (self.imgsz, self.imgsz), interpolation=cv2.INTER_AREA)
-                    for im in images
-                ]
-            )
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        from gen_loop.embedder._pooled import resized  # the embedder's resize, same pixels
+
+        x = torch.from_numpy(np.ascontiguousarray(resized(images, self.imgsz))).to(self.device)
         return x.permute(0, 3, 1, 2).float().div_(255.0)
 
     def _detections(self, raw: Any) -> list[Detections]:
