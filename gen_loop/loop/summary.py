@@ -68,6 +68,24 @@ class Seeds:
 
 
 @dataclass
+class AnalysisInfo:
+    """The run's own population analysis (``analysis.*``, :mod:`gen_loop.loop.analysis_stage`).
+
+    Attributes:
+        report: ``report.html`` in the run folder (logged under the parent run's ``report/``).
+        lines: the headline, one line per compared set, e.g. "target vs source: separable
+            (AUC 1.00)"; the console table, the MLflow description and the sweep quote these.
+        metrics: the analysis' numbers, flat (``<set>.auc``, ``<set>.mmd_p``, ...).
+        seconds: how long the analysis took.
+    """
+
+    report: str
+    lines: list[str]
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass
 class FinalStage:
     """When the run's selection and fine-tune were made.
 
@@ -94,6 +112,7 @@ FINAL_STAGE_FIELDS = (
     "finetuned_weights",
     "result_weights",
     "final_stage",
+    "analysis",
 )
 
 
@@ -132,6 +151,7 @@ class RunSummary:
             earlier ones until its own final stage replaces them).
         floor_quality: how well the noise floor is known, for a small target or an
             uncertain floor (:class:`~gen_loop.search.floor_quality.FloorQuality`).
+        analysis: the run's population analysis (:class:`AnalysisInfo`), when it ran.
     """
 
     best_params: dict[str, Any]
@@ -168,6 +188,7 @@ class RunSummary:
     unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
+    analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def has_final_stage(self) -> bool:
@@ -215,6 +236,7 @@ class RunSummary:
             "seeds": Seeds,
             "final_stage": FinalStage,
             "floor_quality": FloorQuality,
+            "analysis": AnalysisInfo,
         }
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
