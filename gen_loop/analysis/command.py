@@ -12,14 +12,13 @@ from typing import Any
 from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
 from gen_loop.analysis.core import Analysis, AnalysisSettings, analyze_sets
 from gen_loop.analysis.origins import Origin, check_set_name, load_origin, origin_from_batch
-from gen_loop.analysis.predicted_loss import ESTIMATORS
 from gen_loop.analysis.projection import METHODS
 from gen_loop.analysis.report import write_report
+from gen_loop.analysis.settings import check_settings, to_settings
 from gen_loop.config.commands import AnalyzeConfig
 from gen_loop.errors import ConfigError, InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.score import METRICS
 
 __all__ = ["DEFAULT_SETS", "analyze", "check_analyze_config"]
 
@@ -43,20 +42,8 @@ def check_analyze_config(cfg: AnalyzeConfig) -> dict[str, str]:
     sets = {check_set_name(str(k)): str(v) for k, v in cfg.sets.items()} or dict(DEFAULT_SETS)
     _require(cfg.reference in sets, "reference", f"{cfg.reference!r} is not a set: {list(sets)}")
     _require(len(sets) >= 2, "sets", "give at least two sets, e.g. sets.source=A sets.target=B")
-    s, c, lo = cfg.shift, cfg.clusters, cfg.loss
-    _require(0 < s.alpha < 1, "shift.alpha", f"{s.alpha} must be in (0, 1)")
-    _require(s.n_permutations >= 1, "shift.n_permutations", f"{s.n_permutations} must be >= 1")
-    _require(s.cv_folds >= 2, "shift.cv_folds", f"{s.cv_folds} must be >= 2")
-    _require(s.max_dim >= 1, "shift.max_dim", f"{s.max_dim} must be >= 1")
-    _require(s.metric in METRICS, "shift.metric", f"{s.metric!r}: use one of {METRICS}")
-    _require(s.noise_floor_splits >= 1, "shift.noise_floor_splits", "must be >= 1")
-    _require(c.k is None or c.k >= 2, "clusters.k", f"{c.k} must be null or >= 2")
-    _require(c.k_max >= 2, "clusters.k_max", f"{c.k_max} must be >= 2")
-    _require(0.5 < c.dominance <= 1, "clusters.dominance", f"{c.dominance} must be in (0.5, 1]")
-    _require(0 < c.max_coverage_ratio <= 1, "clusters.max_coverage_ratio", "must be in (0, 1]")
-    _require(lo.estimator in ESTIMATORS, "loss.estimator", f"{lo.estimator!r}: {ESTIMATORS}")
-    _require(lo.knn_k >= 1, "loss.knn_k", f"{lo.knn_k} must be >= 1")
-    _require(0 <= lo.conf < 1, "loss.conf", f"{lo.conf} must be in [0, 1)")
+    lo = cfg.loss
+    check_settings(cfg.shift, cfg.clusters, lo)
     unknown = sorted(set(lo.train or ()) - set(sets))
     _require(not unknown, "loss.train", f"unknown set(s) {unknown}; sets are {list(sets)}")
     _require(cfg.projection in METHODS, "projection", f"{cfg.projection!r}: use {METHODS}")
@@ -120,22 +107,12 @@ def _load_sets(
 
 
 def _settings(cfg: AnalyzeConfig) -> AnalysisSettings:
-    return AnalysisSettings(
-        alpha=cfg.shift.alpha,
-        n_permutations=cfg.shift.n_permutations,
-        cv_folds=cfg.shift.cv_folds,
-        max_dim=cfg.shift.max_dim,
-        metric=cfg.shift.metric,  # type: ignore[arg-type]
-        noise_floor_splits=cfg.shift.noise_floor_splits,
-        k=cfg.clusters.k,
-        k_max=cfg.clusters.k_max,
-        dominance=cfg.clusters.dominance,
-        max_coverage_ratio=cfg.clusters.max_coverage_ratio,
+    return to_settings(
+        cfg.shift,
+        cfg.clusters,
+        cfg.loss,
         projection=cfg.projection,
         projection_file=Path(cfg.projection_file) if cfg.projection_file else None,
-        loss_estimator=cfg.loss.estimator,
-        knn_k=cfg.loss.knn_k,
-        loss_train=tuple(cfg.loss.train) if cfg.loss.train is not None else None,
         gallery_size=cfg.gallery_size,
         seed=cfg.seed,
     )

@@ -24,6 +24,8 @@ from gen_loop.analysis.core import Analysis
 from gen_loop.analysis.metadata import PROPERTIES
 from gen_loop.analysis.origins import Origin
 from gen_loop.analysis.report_html import render_html
+from gen_loop.analysis.route import Route
+from gen_loop.analysis.shift import headline
 from gen_loop.tracking.plots import image_grid, save_png
 
 __all__ = ["to_json_dict", "write_report"]
@@ -114,18 +116,58 @@ def _galleries(
     return clusters, errors
 
 
-def _figures(analysis: Analysis, out: Path, colors: dict[str, str]) -> dict[str, str]:
-    files: dict[str, str] = {}
+def _axis_labels(analysis: Analysis) -> tuple[str, str]:
     if analysis.pca is not None:
         ex = analysis.pca.explained
-        labels = (f"PC1 ({ex[0]:.0%})", f"PC2 ({ex[1]:.0%})")
-    else:
-        labels = (f"{analysis.settings.projection} 1", f"{analysis.settings.projection} 2")
+        return (f"PC1 ({ex[0]:.0%})", f"PC2 ({ex[1]:.0%})")
+    return (f"{analysis.settings.projection} 1", f"{analysis.settings.projection} 2")
+
+
+def route_data(analysis: Analysis, route: Route) -> dict[str, Any]:
+    """The route in the analysis' PCA plane, and where its first and best trials' centroids
+    land in the reference's cloud: ``best_percentile`` is the share of reference images
+    farther from the reference's centre (in the plane) than the best trial's centroid (1: at
+    the centre, 0: outside the cloud); ``start_percentile`` the same for the first trial."""
+    assert analysis.pca is not None
+    xy = analysis.pca.transform(route.centroids)
+    ref = analysis.coords[analysis.indices(analysis.reference)]
+    centre = ref.mean(axis=0)
+    spread = np.linalg.norm(ref - centre, axis=1)
+    data: dict[str, Any] = {
+        "numbers": [int(n) for n in route.numbers],
+        "distances": [float(d) for d in route.distances],
+        "xy": xy.tolist(),
+        "best": route.best,
+    }
+    best = np.flatnonzero(route.numbers == route.best)
+    for key, at in (("start", 0), ("best", int(best[0]) if len(best) else None)):
+        if at is not None and len(xy):
+            gap = float(np.linalg.norm(xy[at] - centre))
+            data[f"{key}_percentile"] = float(np.mean(spread > gap))
+    return data
+
+
+def _figures(
+    analysis: Analysis, out: Path, colors: dict[str, str], route: dict[str, Any] | None
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    labels = _axis_labels(analysis)
     method = analysis.settings.projection.upper()
     img = figures.projection_figure(
         analysis.coords, analysis.origin_of, colors, f"population exploration ({method})", labels
     )
     files["projection"] = save_png(img, out / "projection.png").name
+    if route is not None:
+        img = figures.route_figure(
+            analysis.coords,
+            analysis.origin_of,
+            colors,
+            np.asarray(route["xy"], dtype=np.float64).reshape(-1, 2),
+            np.asarray(route["numbers"]),
+            route["best"],
+            labels,
+        )
+        files["route"] = save_png(img, out / "route.png").name
     if analysis.predicted_loss is not None:
         img = figures.projection_figure(
             analysis.coords,
@@ -207,6 +249,7 @@ def to_json_dict(
             for o in origins
         ],
         "shift": analysis.shifts,
+        "headline": [headline(r, analysis.settings.alpha) for r in analysis.shifts],
         "clusters": None
         if cl is None
         else {"k": cl.k, "silhouette": cl.silhouette, "counts": cl.counts, "flags": cl.flags},
@@ -235,6 +278,8 @@ def write_report(
     out: Path,
     header: dict[str, str] | None = None,
     failed: list[dict[str, str]] | None = None,
+    route: Route | None = None,
+    title: str = "Domain gap analysis",
 ) -> Path:
     """Write ``report.html``, its figures and thumbnails, ``analysis.json`` and
     ``projection.npz`` into ``out``.
@@ -245,6 +290,8 @@ def write_report(
         out: the report folder (created).
         header: extra lines for the report's header (e.g. the embedder), name -> value.
         failed: sets that could not be read, each ``{"name", "reason"}``.
+        route: the search's trials, drawn over the population plot (PCA projection only).
+        title: the page's heading.
 
     Returns:
         The path of ``report.html``.
@@ -252,7 +299,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     colors = figures.origin_colors(analysis.names, analysis.reference)
     by_name = {o.name: o for o in origins}
-    files = _figures(analysis, out, colors)
+    routed = route_data(analysis, route) if route is not None and analysis.pca else None
+    files = _figures(analysis, out, colors, routed)
     cluster_gallery, errors = _galleries(analysis, by_name, out, colors)
     if analysis.pca is not None:
         analysis.pca.save(out / "projection.npz")
@@ -262,6 +310,8 @@ def write_report(
         "error_gallery": errors,
         "header": header or {},
         "failed_sets": failed or [],
+        "route": routed,
+        "title": title,
     }
     data = to_json_dict(analysis, origins, extra)
     (out / "analysis.json").write_text(json.dumps(data, indent=1))

@@ -238,10 +238,28 @@ def _notes(data: dict[str, Any]) -> str:
     return f"<ul>{''.join(lines)}</ul>" if lines else "<p>None.</p>"
 
 
+def _route(data: dict[str, Any]) -> str:
+    route = data.get("route")
+    if not route:
+        return ""
+    where = ""
+    if route.get("best_percentile") is not None:
+        where = (
+            f" The best trial's centroid lies closer to the target's centre than "
+            f"{route['best_percentile']:.0%} of the target's own images do (in this plane)."
+        )
+    return _img(data["figures"].get("route"), "route") + (
+        f"<p class='muted'>Each of the {len(route['numbers'])} trials' batch centroid, projected "
+        "into the population plot's plane and joined in trial order (colour: trial number; "
+        f"square: the first trial, the simulator's current camera; star: the best).{where}</p>"
+    )
+
+
 def render_html(data: dict[str, Any], colors: Mapping[str, str]) -> str:
     """The report page for JSON-ready analysis data (see :func:`report.to_json_dict`)."""
     sections = [
         ("Sets", _sets(data, colors)),
+        ("The search's route", _route(data)),
         ("Is there a shift?", _shift(data, colors)),
         (
             "Population exploration",
@@ -255,11 +273,14 @@ def render_html(data: dict[str, Any], colors: Mapping[str, str]) -> str:
         ("Sample errors", _errors(data)),
         ("Notes", _notes(data)),
     ]
-    body = "".join(f"<h2>{_e(title)}</h2>{content}" for title, content in sections)
+    body = "".join(f"<h2>{_e(title)}</h2>{content}" for title, content in sections if content)
+    top = "".join(f"<li>{_e(line)}</li>" for line in data.get("headline", []))
+    heading = data.get("title") or "Domain gap analysis"
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<title>gen_loop analysis</title>"
-        f"<style>{_CSS}</style></head><body><h1>Domain gap analysis</h1>"
-        f"<p class='muted'>gen_loop analyze · all numbers are in analysis.json</p>{body}"
+        f"<style>{_CSS}</style></head><body><h1>{_e(heading)}</h1>"
+        f"<ul class='headline'>{top}</ul>"
+        f"<p class='muted'>gen_loop · all numbers are in analysis.json</p>{body}"
         "</body></html>\n"
     )

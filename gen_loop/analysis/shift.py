@@ -37,7 +37,7 @@ from gen_loop.analysis.two_sample import (
 )
 from gen_loop.score import CentroidScorer, Metric
 
-__all__ = ["ShiftResult", "shift_size", "two_sample_shift"]
+__all__ = ["ShiftResult", "headline", "shift_size", "two_sample_shift"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,36 @@ def shift_size(auc: float | None, shifted: bool) -> str:
     if auc < 0.8:
         return "moderate"
     return "large" if auc < 0.95 else "separable"
+
+
+def headline(result: ShiftResult, alpha: float = 0.05) -> str:
+    """One line for the report's top and the run's table, e.g.
+    ``target vs source: separable (AUC 1.00, p 0.005; MMD p 0.005; 58x the floor)``; when one
+    test alone rejects (at ``alpha / 2``) the line says which."""
+    auc_hit = result.auc_p is not None and result.auc_p <= alpha / 2
+    mmd_hit = result.mmd_p is not None and result.mmd_p <= alpha / 2
+    if result.shifted:
+        word = "separable" if result.size == "separable" else f"{result.size} shift"
+        if auc_hit and not mmd_hit:
+            word += " to the classifier, not to MMD"
+        elif mmd_hit and not auc_hit:
+            word = "shifted to MMD, not to the classifier"
+    elif result.auc_p is None and result.mmd_p is None:
+        word = "not tested"
+    elif auc_hit or mmd_hit:
+        word = "a difference the tests detect, within the noise floor"
+    else:
+        word = "not distinguishable"
+    parts = []
+    if result.auc is not None and result.auc_p is not None:
+        parts.append(f"AUC {result.auc:.2f}, p {result.auc_p:.2g}")
+    if result.mmd_p is not None:
+        parts.append(f"MMD p {result.mmd_p:.2g}")
+    ratio = result.floor_ratio
+    if ratio is not None and math.isfinite(ratio):
+        parts.append(f"{ratio:.0f}x the floor" if ratio >= 10 else f"{ratio:.2f}x the floor")
+    numbers = f" ({'; '.join(parts)})" if parts else ""
+    return f"{result.reference} vs {result.origin}: {word}{numbers}"
 
 
 def two_sample_shift(

@@ -9,6 +9,11 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from gen_loop.config.analysis import (
+    AnalyzeClusterConfig,
+    AnalyzeLossConfig,
+    AnalyzeShiftConfig,
+)
 from gen_loop.config.schema import (
     EmbedderConfig,
     GeneratorConfig,
@@ -52,39 +57,6 @@ class GeneratedSetConfig:
 
     n: int = 64
     seed: int = 0
-
-
-@dataclass
-class AnalyzeShiftConfig:
-    """Shift tests of ``analyze`` (see ``gen_loop.analysis.shift``)."""
-
-    alpha: float = 0.05
-    n_permutations: int = 200
-    cv_folds: int = 5
-    max_dim: int = 32
-    metric: str = "zscore_l2"
-    noise_floor_splits: int = 20
-
-
-@dataclass
-class AnalyzeClusterConfig:
-    """k-means clusters of ``analyze`` (see ``gen_loop.analysis.clusters``)."""
-
-    k: Optional[int] = None  # None: chosen by silhouette in 2..k_max
-    k_max: int = 8
-    dominance: float = 0.6
-    max_coverage_ratio: float = 0.25
-
-
-@dataclass
-class AnalyzeLossConfig:
-    """Predicted loss of ``analyze`` (see ``gen_loop.analysis.predicted_loss``)."""
-
-    enabled: bool = True
-    estimator: str = "confidence"  # confidence | knn | ensemble
-    knn_k: int = 10
-    train: Optional[list[str]] = None  # None: every labeled set except the reference
-    conf: float = 0.05
 
 
 @dataclass

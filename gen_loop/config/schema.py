@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from omegaconf import MISSING
 
+from gen_loop.config.analysis import RunAnalysisConfig
 from gen_loop.config.choices import (
     CentroidMetric,
     Kernel,
@@ -387,5 +388,6 @@ class RunConfig:
     selection: SelectionConfig = MISSING
     finetune: FinetuneConfig = MISSING
     tracking: TrackingConfig = MISSING
+    analysis: RunAnalysisConfig = field(default_factory=RunAnalysisConfig)
     run_dir: str = MISSING
     cache_dir: Optional[str] = None

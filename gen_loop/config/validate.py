@@ -127,6 +127,7 @@ def check_run_config(cfg: RunConfig) -> None:
         raise ConfigError("finetune.val_fraction", f"{ft.val_fraction} must be in [0, 1)")
     if not -1.0 < ft.min_gain < 1.0:
         raise ConfigError("finetune.min_gain", f"{ft.min_gain} must be in (-1, 1) (mAP units)")
+    _check_analysis(cfg)
     t = cfg.target
     if t.path is not None:
         _check_target_path(Path(t.path))
@@ -140,6 +141,22 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("target.demo.n", t.demo.n)
     if t.path is None and t.demo.n < 4:
         raise ConfigError("target.demo.n", "the demo target needs at least 4 images")
+
+
+def _check_analysis(cfg: RunConfig) -> None:
+    from gen_loop.analysis.settings import check_settings
+
+    an = cfg.analysis
+    if not an.enabled:
+        return
+    check_settings(an.shift, an.clusters, an.loss, prefix="analysis.")
+    if an.max_images < 4:
+        raise ConfigError("analysis.max_images", f"{an.max_images}: the tests need >= 4 a set")
+    if an.projection_file is not None and not Path(an.projection_file).is_file():
+        raise ConfigError(
+            "analysis.projection_file",
+            f"{an.projection_file} is not a file (a projection.npz of an earlier report)",
+        )
 
 
 def _check_score(sc: ScoreConfig) -> None:

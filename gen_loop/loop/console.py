@@ -104,6 +104,14 @@ def final_table(summary: RunSummary) -> str:
         rows.append(("evaluation", evaluation["skipped"]))
     if summary.verdict.message:
         rows.append(("verdict", summary.verdict.message))
+    analysis = summary.analysis
+    if analysis is not None and analysis.error:
+        rows.append(("analysis", f"failed: {analysis.error}"))
+    elif analysis is not None:
+        rows.extend(
+            ("population" if i == 0 else "", line) for i, line in enumerate(analysis.lines)
+        )
+        rows.append(("report", analysis.report))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)} : {v}" for k, v in rows)
 

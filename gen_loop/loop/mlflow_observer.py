@@ -201,6 +201,10 @@ class MlflowObserver(LoopObserver):
                 metrics = summary.evaluation[stage]
                 tracker.log_metrics({f"{stage}_{k}": v for k, v in metrics.items()})
         tracker.set_tags({"gen_loop.verdict": summary.verdict.status})
+        analysis = summary.analysis
+        if analysis is not None and analysis.report:  # the run's population analysis
+            tracker.log_artifact(Path(analysis.report).parent, "report")
+            tracker.log_metrics({f"analysis.{k}": v for k, v in analysis.metrics.items()})
         if outputs.weights is not None:
             # Rejected weights stay in MLflow, but not under the result's name.
             folder = "finetuned" if summary.verdict.accepted else "rejected"

@@ -21,8 +21,9 @@ from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.errors import FinetuneError
 from gen_loop.finetune import Finetuner, add_replay
 from gen_loop.finetune.verdict import failed_verdict, gain_verdict, unknown_verdict
-from gen_loop.generator.base import Generator
+from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
+from gen_loop.loop.analysis_stage import RunSets, analyse_run, search_route
 from gen_loop.loop.components import build_scorer
 from gen_loop.loop.console import ConsoleObserver
 from gen_loop.loop.figures import run_figures
@@ -31,6 +32,7 @@ from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunSt
 from gen_loop.loop.resume import distance_parts, earlier_summary, is_finished
 from gen_loop.loop.search_loop import SearchOutcome, search
 from gen_loop.loop.summary import (
+    AnalysisInfo,
     FinalStage,
     MlflowInfo,
     RunSummary,
@@ -349,6 +351,10 @@ class LoopSession:
         )
         summary.pool_size = selection.pool_size
         summary.selection_threshold = selection.threshold
+        if cfg.analysis.enabled:
+            summary.analysis = self._timed(
+                "analysis_s", self._analyse, summary, study, selection.batch
+            )
         weights, failure = None, None
         if self.finetuner is None:
             summary.evaluation = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
@@ -383,6 +389,42 @@ class LoopSession:
         summary.final_stage = FinalStage(cfg.search.n_trials, summary.n_trials, summary.best_trial)
         observer.on_finish(summary, FinishOutputs(plot_files, selection.manifest, weights))
         return failure
+
+    def _analyse(self, summary: RunSummary, study: optuna.Study, selected: Batch) -> AnalysisInfo:
+        """The run's population analysis (``analysis.*``); a failure is logged and recorded,
+        never the end of a run whose search and selection are done."""
+        cfg = self.cfg
+        images = self.target.images
+        sets = RunSets(
+            target_images=images.images,
+            target_fingerprint=images.fingerprint,
+            target_description=self.target.description,
+            source_params=self.base_params,
+            best_params=summary.all_params,
+            scene_seed=cfg.search.scene_seed,
+            batch_size=cfg.search.batch_size,
+            selected=selected,
+        )
+        e = cfg.embedder
+        detector = None
+        if self.weights is not None:
+            detector = (e.model, self.weights, e.imgsz, e.device, e.batch_size)
+        try:
+            return analyse_run(
+                cfg.analysis,
+                sets,
+                search_route(study),
+                generator=self.generator,
+                embedder=self.embedder,
+                detector=detector,
+                cache_dir=self.cache_dir,
+                out=self.run_dir / "report",
+                header={"embedder": self.embedder.fingerprint, "run folder": str(self.run_dir)},
+            )
+        except Exception as err:  # the analysis explains the run; it must not lose it
+            reason = f"{type(err).__name__}: {err}"
+            log.warning("the run's analysis failed (analysis.enabled=false skips it): %s", reason)
+            return AnalysisInfo(report="", lines=[], metrics={}, seconds=0.0, error=reason)
 
 
 def _storage(url: str, s: SearchConfig) -> optuna.storages.BaseStorage:

@@ -77,12 +77,14 @@ class AnalysisInfo:
             (AUC 1.00)"; the console table, the MLflow description and the sweep quote these.
         metrics: the analysis' numbers, flat (``<set>.auc``, ``<set>.mmd_p``, ...).
         seconds: how long the analysis took.
+        error: why the analysis failed (then ``report`` is empty; the run's results stand).
     """
 
     report: str
     lines: list[str]
     metrics: dict[str, float]
     seconds: float
+    error: str | None = field(default=None, metadata=_OPTIONAL)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from gen_loop.config.schema import RefineConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
+from gen_loop.loop.analysis_stage import CENTROID_ATTR, stored_centroid
 from gen_loop.loop.observer import LoopObserver, TrialEnd, TrialStart
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.convergence import Convergence
@@ -163,6 +164,7 @@ def run_trial(
             observer.on_trial_end(_ended(trial, convergence, error=error))
             return error, None
         trial.set_user_attr("distance", result.distance)
+        trial.set_user_attr(CENTROID_ATTR, stored_centroid(result.embeddings))  # the route
         if setup.scorer.has_residual:  # search.sampler=vector_gp models it
             residual = setup.scorer.residual(result.embeddings)
             trial.set_user_attr(RESIDUAL_ATTR, stored_residual(residual))
