@@ -110,7 +110,7 @@ def test_the_plane_is_kept_and_a_later_run_draws_in_it(
 ) -> None:
     run_dir, _, _ = analysed
     cwd = run_dir.parents[1]
-    kept = list((cwd / "cache" / "projections").glob("*.npz"))
+    kept = list((cwd / "cache").glob("**/projections/*.npz"))
     assert len(kept) == 1
     first = PcaProjection.load(kept[0])
     proc = run_cli(cwd, "run", "debug=smoke", "hydra.run.dir=runs/b", "search.seed=5")

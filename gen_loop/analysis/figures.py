@@ -7,7 +7,7 @@ Drawn on a ``matplotlib.figure.Figure`` with an Agg canvas (never pyplot), like
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -46,7 +46,9 @@ def origin_colors(names: Sequence[str], reference: str) -> dict[str, str]:
     return colors
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def _figure(
+    width: float, height: float, layout: Literal["constrained"] | None = "constrained"
+) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout=layout)
