@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gen_loop.config import CONF_DIR, RunConfig, register_configs
+from gen_loop.config.commands import AnalyzeConfig
 from gen_loop.config.validate import check_run_config
 from gen_loop.errors import ConfigError
 from tests.cli import cli_env
@@ -44,6 +45,24 @@ def compose_run(tmp_path: Path) -> Callable[[list[str]], RunConfig]:
     def _compose(overrides: list[str]) -> RunConfig:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("run", overrides=[f"run_dir={tmp_path}", *overrides])
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+    return _compose
+
+
+@pytest.fixture
+def compose_analyze(tmp_path: Path) -> Callable[[list[str]], AnalyzeConfig]:
+    """Compose ``conf/analyze.yaml`` with every output (report, MLflow, cache) under tmp_path."""
+    register_configs()
+
+    def _compose(overrides: list[str]) -> AnalyzeConfig:
+        base = [
+            f"out_dir={tmp_path / 'out'}",
+            f"cache_dir={tmp_path / 'cache'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        ]
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("analyze", overrides=[*base, *overrides])
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
     return _compose

@@ -57,9 +57,9 @@ def test_unusable_sets_stop_with_a_message_naming_the_path(tmp_path: Path) -> No
     (tmp_path / "broken" / "x.png").write_bytes(b"junk")
     with pytest.raises(InputDataError, match="does not exist"):
         load_origin("a", tmp_path / "missing", (8, 8))
-    with pytest.raises(InputDataError, match="holds no image file"):
+    with pytest.raises(InputDataError, match=r"set folder .* holds no image or video file"):
         load_origin("a", tmp_path / "empty", (8, 8))
-    with pytest.raises(InputDataError, match="no readable image"):
+    with pytest.raises(InputDataError, match="nothing readable in"):
         load_origin("a", tmp_path / "broken", (8, 8))
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"names": {0: "car"}}))
     with pytest.raises(InputDataError, match="no 'val' or 'train'"):

@@ -51,6 +51,9 @@ def check_analyze_config(cfg: AnalyzeConfig) -> dict[str, str]:
     _require(cfg.generated.n >= 1, "generated.n", f"{cfg.generated.n} must be >= 1")
     mi = cfg.max_images
     _require(mi is None or mi >= 1, "max_images", f"{mi} must be null or >= 1")
+    _require(cfg.video_stride >= 1, "video_stride", f"{cfg.video_stride} must be >= 1")
+    vm = cfg.video_max_frames
+    _require(vm is None or vm >= 1, "video_max_frames", f"{vm} must be null or >= 1")
     return sets
 
 
@@ -77,7 +80,9 @@ def _load_set(
         origin = load_origin(name, made.images_dir.parent, size, cfg.max_images)
         hidden = {k: v for k, v in demo.params.items()}
         return replace(origin, description=f"embedded demo client camera, hidden {hidden}")
-    return load_origin(name, Path(value), size, cfg.max_images)
+    return load_origin(
+        name, Path(value), size, cfg.max_images, cfg.video_stride, cfg.video_max_frames
+    )
 
 
 def _load_sets(

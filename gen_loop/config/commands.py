@@ -67,10 +67,15 @@ class AnalyzeConfig:
     embedder: EmbedderConfig = MISSING
     target: TargetConfig = MISSING  # `target.demo` describes the set value `demo`
     tracking: TrackingConfig = MISSING
-    # name -> folder | YOLO folder | data.yaml | `demo` | `generated`; empty: the demo pair
+    # name -> folder of images/videos | video | YOLO folder | data.yaml | run folder | `demo` |
+    # `generated`; empty: the demo pair
     sets: dict[str, str] = field(default_factory=dict)
     reference: str = "target"
     max_images: Optional[int] = None
+    # Videos in a set: sampled as `run` samples its target's (target.video_stride and
+    # target.video_max_frames, same defaults).
+    video_stride: int = 10
+    video_max_frames: Optional[int] = 300
     generated: GeneratedSetConfig = field(default_factory=GeneratedSetConfig)
     shift: AnalyzeShiftConfig = field(default_factory=AnalyzeShiftConfig)
     clusters: AnalyzeClusterConfig = field(default_factory=AnalyzeClusterConfig)

@@ -39,12 +39,15 @@ MEDIA_EXTENSIONS: tuple[str, ...] = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 """File suffixes a target folder is searched for, compared case-insensitively."""
 
 
-def list_media(path: Path, recursive: bool = True) -> tuple[Path, list[Path]]:
+def list_media(
+    path: Path, recursive: bool = True, what: str = "target"
+) -> tuple[Path, list[Path]]:
     """List the image and video files of a target.
 
     Args:
         path: A folder of images and/or videos, or one video file.
         recursive: Also search sub-folders of a folder.
+        what: What the path is, for the messages (``target``; ``analyze`` says ``set``).
 
     Returns:
         (root, files): the folder that names are taken relative to (the video's folder for a
@@ -57,16 +60,16 @@ def list_media(path: Path, recursive: bool = True) -> tuple[Path, list[Path]]:
     path = Path(path)
     if not path.exists():
         raise InputDataError(
-            f"target {path} does not exist; give a folder of images/videos or a video file"
+            f"{what} {path} does not exist; give a folder of images/videos or a video file"
         )
     if path.is_file():
         if not is_video(path):
             raise InputDataError(
-                f"target {path} is a file but not a video ({', '.join(VIDEO_EXTENSIONS)}); "
+                f"{what} {path} is a file but not a video ({', '.join(VIDEO_EXTENSIONS)}); "
                 "give a video file or a folder of images/videos"
             )
         return path.parent, [path]
-    return path, find_files(path, MEDIA_EXTENSIONS, recursive, "target folder", "image or video")
+    return path, find_files(path, MEDIA_EXTENSIONS, recursive, f"{what} folder", "image or video")
 
 
 def load_media(
@@ -75,6 +78,7 @@ def load_media(
     max_images: int | None = None,
     video_stride: int = 10,
     video_max_frames: int | None = 300,
+    what: str = "target",
 ) -> ImageSet:
     """Read the images and sampled video frames of a target, resized to ``size``.
 
@@ -93,6 +97,7 @@ def load_media(
         max_images: Keep at most this many pictures (images and frames) in all; None keeps all.
         video_stride: Keep every this-many-th frame of each video.
         video_max_frames: Keep at most this many frames of each video; None keeps all.
+        what: What the path is, for the messages (``target``; ``analyze`` says ``set``).
 
     Returns:
         The pictures, their names, the skipped files and a fingerprint of the inputs.
@@ -105,7 +110,7 @@ def load_media(
     """
     width, height = _check_size(size)
     _check_max_images(max_images)
-    root, files = list_media(path)
+    root, files = list_media(path, what=what)
     pictures: list[np.ndarray] = []
     names: list[Path] = []
     used: list[Path] = []
