@@ -419,7 +419,12 @@ class LoopSession:
                 detector=detector,
                 cache_dir=self.cache_dir,
                 out=self.run_dir / "report",
-                header={"embedder": self.embedder.fingerprint, "run folder": str(self.run_dir)},
+                header={
+                    "embedder": f"{e.model}, weights {self.weights or 'random'}, layers "
+                    f"{list(e.layers)}, {e.imgsz} px",
+                    "run folder": str(self.run_dir),
+                    "search": f"{summary.n_trials} trials, {summary.stop_reason}",
+                },
             )
         except Exception as err:  # the analysis explains the run; it must not lose it
             reason = f"{type(err).__name__}: {err}"
