@@ -119,7 +119,11 @@ def _origins(
             description=sets.target_description,
         )
     ]
-    changed = {k: v for k, v in sets.best_params.items() if sets.source_params.get(k) != v}
+    changed = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sets.best_params.items()
+        if sets.source_params.get(k) != v
+    )
     batches = [
         (
             "source",
@@ -129,7 +133,7 @@ def _origins(
         (
             "best",
             generator.generate(sets.best_params, sets.batch_size, sets.scene_seed),
-            f"the best trial's camera {changed or '(the current one)'}",
+            f"the best trial's camera ({changed or 'the current one'})",
         ),
     ]
     if sets.selected is not None:
