@@ -4,7 +4,9 @@ MLflow 3.17's runs table shows no metric by default (its default columns are Sou
 and Dataset). An experiment tag ``mlflow.sharedViewState.<key>`` holding a view state (JSON:
 the UI state's ``selectedColumns``, optionally search facets such as ``orderByKey``) is what
 the UI applies when the URL carries ``viewStateShareKey=<key>``; the printed link carries it
-(:func:`gen_loop.tracking.links.runs_table_url`).
+(:func:`gen_loop.tracking.links.runs_table_url`). The trial runs are tagged
+``mlflow.runType=evaluation`` (:mod:`gen_loop.tracking.tracker`): on a browser's first visit
+the UI expands the parents of such runs, so the table opens with the trials listed.
 """
 
 from __future__ import annotations
@@ -20,19 +22,11 @@ from gen_loop.tracking.links import SHARED_VIEW_PREFIX
 #: The key of the loop's shared view of the runs table.
 VIEW_KEY = "gen_loop"
 
-#: Metrics shown as columns: the children's trial distance, the parent's result.
-VIEW_METRICS = (
-    "distance",
-    "best_distance",
-    "best_over_floor",
-    "default_distance",
-    "noise_floor",
-    "before_map50",
-    "after_map50",
-)
+#: Metrics shown as columns, in this order: the parent's result, the children's distance.
+VIEW_METRICS = ("best_distance", "best_over_floor", "distance", "default_distance", "after_map50")
 
-#: Tags shown as columns (a child's stage and best mark, the parent's verdict).
-VIEW_TAGS = ("gen_loop.best", "gen_loop.stage", "gen_loop.verdict")
+#: Tags shown as columns (a child's best mark, the parent's verdict).
+VIEW_TAGS = ("gen_loop.best", "gen_loop.verdict")
 
 
 def _column(kind: str, key: str) -> str:
@@ -41,13 +35,16 @@ def _column(kind: str, key: str) -> str:
 
 
 def view_state(searched: Sequence[str]) -> str:
-    """The runs table's view (JSON): the loop's metrics, tags and the searched parameters."""
+    """The runs table's view (JSON): the loop's metrics, tags and the searched parameters.
+
+    ``columnOrder`` keeps this order (without it the UI sorts each group by name).
+    """
     columns = [
         *(_column("metrics", m) for m in VIEW_METRICS),
-        *(_column("params", p) for p in searched),
         *(_column("tags", t) for t in VIEW_TAGS),
+        *(_column("params", p) for p in searched),
     ]
-    return json.dumps({"selectedColumns": columns})
+    return json.dumps({"selectedColumns": columns, "columnOrder": columns})
 
 
 def view_tags(searched: Sequence[str]) -> dict[str, str]:

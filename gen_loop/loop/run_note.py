@@ -91,7 +91,7 @@ def result_note(
             ["## gen_loop: no trial completed", "", f"stopped because: {summary.stop_reason}"]
         )
     lines = [f"## gen_loop: {_headline(summary)}", ""]
-    lines += _table(["", "value"], _result_rows(summary, experiment_id, best_run_id))
+    lines += _table(["result", ""], _result_rows(summary, experiment_id, best_run_id))
     lines += ["", "### Best camera parameters", ""]
     lines += _table(*_param_rows(summary))
     analysis = summary.analysis

@@ -47,12 +47,16 @@ def runs_table_url(tracking_uri: str, experiment_id: str, view_key: str | None =
     return url + (f"&viewStateShareKey={quote(view_key)}" if view_key else "")
 
 
+#: The URL parameter that opens the classic (machine learning) view.
+CLASSIC_VIEW = "workflowType=machine_learning"
+
+
 def runs_table_route(experiment_id: str) -> str:
     """The runs table's route inside the UI (``#/...``), for links within MLflow's pages."""
-    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"#/experiments/{experiment_id}/runs?{CLASSIC_VIEW}"
 
 
 def run_route(experiment_id: str, run_id: str, artifact: str | None = None) -> str:
     """A run's page inside the UI (``#/...``), or its artifact view at ``artifact``."""
     route = f"#/experiments/{experiment_id}/runs/{run_id}"
-    return route + (f"/artifacts/{quote(artifact)}" if artifact else "")
+    return route + (f"/artifacts/{quote(artifact)}" if artifact else "") + f"?{CLASSIC_VIEW}"

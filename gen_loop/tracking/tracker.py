@@ -51,6 +51,10 @@ _NOT_STARTED = "Tracker is not started; use it as `with Tracker(...) as t:`"
 #: (a fresh browser still needs ``workflowType=machine_learning`` in the URL: links.py).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
+#: Trial runs are evaluations of one camera; MLflow 3.17's runs table expands the parent of
+#: such runs on a browser's first visit, so a new user sees the trials (mlflow_view.py).
+TRIAL_RUN_TYPE = {"mlflow.runType": "evaluation"}
+
 #: The tag of the best trial's child run, and the parent run's tag naming that child.
 BEST_TAG = "gen_loop.best"
 BEST_RUN_TAG = "gen_loop.best_trial_run_id"
@@ -211,10 +215,11 @@ class Tracker(_RunLogger):
     def trial(self, number: int, params: Mapping[str, object]) -> AbstractContextManager[TrialRun]:
         """Open the nested child run of one trial.
 
-        The child is named ``trial-NNNN`` and tagged ``mlflow.parentRunId`` (the parent run id)
-        and ``gen_loop.trial`` (``number``); ``params`` are logged at start. On exit it is
-        FINISHED, or FAILED with the error text in the ``gen_loop.error`` tag when the body
-        raised (the exception propagates), or left FAILED when :meth:`TrialRun.fail` was called.
+        The child is named ``trial-NNNN`` and tagged ``mlflow.parentRunId`` (the parent run id),
+        ``gen_loop.trial`` (``number``) and :data:`TRIAL_RUN_TYPE`; ``params`` are logged at
+        start. On exit it is FINISHED, or FAILED with the error text in the ``gen_loop.error``
+        tag when the body raised (the exception propagates), or left FAILED when
+        :meth:`TrialRun.fail` was called.
 
         Args:
             number: The trial number (the Optuna trial number).
@@ -230,7 +235,7 @@ class Tracker(_RunLogger):
         _, parent_id = self._target()
         assert self._writer is not None
         run = RunHandle(number)
-        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
+        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number), **TRIAL_RUN_TYPE}
         self._writer.create_run(run, self.experiment_id, f"trial-{number:04d}", tags)
         trial = TrialRun(self._writer, run, self._health)
         try:
@@ -267,7 +272,8 @@ class Tracker(_RunLogger):
 
         The child is looked up by its ``gen_loop.trial`` tag among the parent's children, so a
         trial of an earlier session of a resumed run is found too. Returns its run id, or None
-        when the parent has no child run of that trial (e.g. another worker's trial).
+        when the parent has no child run of that trial (e.g. another worker's trial); then no
+        child is marked.
         """
         client, run_id = self._target()
         self.flush()
@@ -282,8 +288,10 @@ class Tracker(_RunLogger):
         for run in marked:
             if run.info.run_id != best_id:
                 client.delete_tag(run.info.run_id, BEST_TAG)
-        if best_id is None:
+        if best_id is None:  # the marks of a trial that is no longer the best go too
             _logger.info("trial %d has no child run under parent run %s", number, run_id)
+            if BEST_RUN_TAG in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, BEST_RUN_TAG)
             return None
         client.set_tag(best_id, BEST_TAG, "true")
         client.set_tag(run_id, BEST_RUN_TAG, best_id)
