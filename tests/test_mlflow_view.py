@@ -84,7 +84,7 @@ def test_result_note_holds_the_final_table(make_summary: Callable[..., RunSummar
         ),
     )
     note = result_note(summary, "3", "p1", ["plots/optuna_slice.png"], best_run_id="c3")
-    assert note.startswith("## gen_loop: improved; best distance 1.5000, 3.00x floor")
+    assert note.startswith("## gen_loop: improved; distance 6 -> 1.5, 3x floor")
     for row in (
         "| default params distance | 6.0000 |",
         "| best distance | 1.5000 ([trial 3](#/experiments/3/runs/c3"
@@ -109,7 +109,7 @@ def test_result_note_before_the_final_stage_and_without_trials(
     make_summary: Callable[..., RunSummary],
 ) -> None:
     note = result_note(make_summary(), "3", "p1")
-    assert note.startswith("## gen_loop: search ended; best distance 1.5000")
+    assert note.startswith("## gen_loop: search ended; distance 6 -> 1.5")
     assert "| selection / fine-tune | not run yet |" in note
     assert "verdict" not in note and "Analysis" not in note
     empty = result_note(make_summary(best_distance=None, best_trial=None), "3", "p1")

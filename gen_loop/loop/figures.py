@@ -74,8 +74,8 @@ def optuna_figures(study: optuna.Study, searched: Sequence[str], run_dir: Path) 
 
     The objective is shown as the distance (not the study's log distance). A plot that cannot
     be drawn is skipped with a logged reason (no completed trial; importances need two
-    completed trials whose parameters differ); it never fails the run. They took 1.2 s on
-    the smoke run's 6 trials (experiments/mlflow_view/RESULTS.md).
+    completed trials whose parameters differ); it never fails the run. The three took 2.7 to
+    4.9 s for the smoke run's 6 trials on 2 busy cores (experiments/mlflow_view/RESULTS.md).
     """
     from optuna.visualization import matplotlib as ov
 

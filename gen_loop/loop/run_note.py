@@ -108,9 +108,12 @@ def result_note(
 
 
 def _headline(summary: RunSummary) -> str:
-    """``improved: best distance 5.77, 15.0x the floor`` (the verdict once there is one)."""
+    """``improved; distance 10.86 -> 5.768, 15.0x floor``: the first line the UI shows of the
+    description (it folds the rest under "Show more")."""
     assert summary.best_over_floor is not None
-    result = f"best distance {summary.best_distance:.4f}, {summary.best_over_floor:.2f}x floor"
+    default = summary.default_distance
+    moved = f"{default:.4g} -> " if default is not None else ""
+    result = f"distance {moved}{summary.best_distance:.4g}, {summary.best_over_floor:.3g}x floor"
     if not summary.has_final_stage:
         return f"search ended; {result}"
     return f"{summary.verdict.status}; {result}"
