@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from gen_loop.loop.mlflow_view import VIEW_KEY
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
 from gen_loop.loop.summary import RunSummary
 from gen_loop.search.attribution import named
 from gen_loop.search.floor_quality import FloorQuality
+from gen_loop.tracking.links import runs_table_url, ui_command
 
 #: The stop reason of a search the user interrupted with Ctrl-C.
 INTERRUPTED = "interrupted by the user"
@@ -194,10 +196,12 @@ class ConsoleObserver(LoopObserver):
         self._print(f"\nsummary: {summary.run_dir}/summary.json")
         mlflow = summary.mlflow
         uri = mlflow.tracking_uri
-        if uri.startswith(("http://", "https://")):
-            self._print(f"MLflow:  {uri}/#/experiments/{mlflow.experiment_id}")
-        else:
-            self._print(f"MLflow:  mlflow ui --backend-store-uri {uri}")
+        url = runs_table_url(uri, mlflow.experiment_id, VIEW_KEY)
+        command = ui_command(uri)
+        if command is None:
+            self._print(f"MLflow:  {url}")
+        else:  # the link opens the runs table, with the loop's columns, in a fresh browser
+            self._print(f"MLflow:  {command}\n         then open {url}")
         if mlflow.lost_anything():
             lost = mlflow.lost_logs or {}
             self._print(

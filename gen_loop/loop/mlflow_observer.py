@@ -11,8 +11,10 @@ observer closes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -23,14 +25,14 @@ from omegaconf import OmegaConf
 from gen_loop._git import git_commit
 from gen_loop._secrets import mask_url
 from gen_loop.config.schema import TrackingConfig
+from gen_loop.loop.mlflow_view import parent_run_name, target_label, view_tags
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd, TrialStart
+from gen_loop.loop.run_note import NOTE_TAG, REPORT_ARTIFACT, result_note, start_note
 from gen_loop.loop.summary import MlflowInfo, RunSummary
 from gen_loop.search.attribution import named
 from gen_loop.tracking import Tracker, TrialRun, image_grid
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import numpy as np
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class MlflowObserver(LoopObserver):
         self.experiment = experiment
         self._grids = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gen_loop-grid")
         self._trials: dict[int, tuple[ExitStack, TrialRun]] = {}
+        self._plots: list[str] = []  # the plots' artifact paths, for the description
 
     def __enter__(self) -> MlflowObserver:
         return self
@@ -99,6 +102,21 @@ class MlflowObserver(LoopObserver):
     def on_start(self, start: RunStart) -> None:
         cfg, tracker = start.cfg, self.tracker
         (start.run_dir / RUN_ID_FILE).write_text(tracker.run_id)
+        searched = list(cfg.search.space)
+        if not tracker.resumed:  # a continued run keeps its name (the user may have renamed it)
+            name = parent_run_name(target_label(cfg.target), len(searched), datetime.now())
+            tracker.set_tags({"mlflow.runName": name})
+        tracker.set_experiment_tags(view_tags(searched))
+        images = len(start.target.images.images)
+        note = start_note(
+            start.target.description,
+            images,
+            searched,
+            cfg.search.n_trials,
+            start.floor,
+            tracker.experiment_id,
+        )
+        tracker.set_tags({NOTE_TAG: note})
         params = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
         assert isinstance(params, dict)
         for group, key in (("search", "storage"), ("tracking", "uri")):
@@ -124,7 +142,7 @@ class MlflowObserver(LoopObserver):
             {
                 "noise_floor": start.floor.mean,
                 "noise_floor_std": start.floor.std,
-                "n_target_images": float(len(start.target.images.images)),
+                "n_target_images": float(images),
             }
         )
 
@@ -183,11 +201,13 @@ class MlflowObserver(LoopObserver):
                     "best_over_floor": summary.best_distance / summary.noise_floor.mean,
                 }
             )
+        self._describe(summary)
 
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         tracker = self.tracker
         for path in outputs.plots.values():
             tracker.log_artifact(path, "plots")
+        self._plots = [f"plots/{path.name}" for path in outputs.plots.values()]
         if outputs.manifest is not None:
             tracker.log_artifact(outputs.manifest, "selection")
             tracker.log_metrics(
@@ -213,6 +233,31 @@ class MlflowObserver(LoopObserver):
     def on_end(self, summary: RunSummary) -> None:
         self.tracker.log_metrics(dict(summary.timings_s))
         self.tracker.log_artifact(Path(summary.run_dir) / "summary.json")
+        report = Path(summary.analysis.report) if summary.analysis is not None else None
+        if report is not None and report.is_file():
+            self.tracker.log_artifact(report, REPORT_ARTIFACT.rsplit("/", 1)[0])
+        self._describe(summary)
+
+    def _describe(self, summary: RunSummary) -> None:
+        """Mark the best trial's child run and write the result into the run's description."""
+        tracker = self.tracker
+        best_run = None
+        if summary.best_trial is not None:
+            best_run = tracker.mark_best_trial(summary.best_trial)
+        note = result_note(
+            summary,
+            tracker.experiment_id,
+            tracker.run_id,
+            self._plots or _plots(summary),
+            best_run,
+        )
+        tracker.set_tags({NOTE_TAG: note})
+
+
+def _plots(summary: RunSummary) -> Sequence[str]:
+    """The plots an earlier finish logged (a resumed search that kept its final stage)."""
+    plots = Path(summary.run_dir).glob("*.png") if summary.has_final_stage else ()
+    return [f"plots/{p.name}" for p in sorted(plots)]
 
 
 def _or_nan(value: float | None) -> float:

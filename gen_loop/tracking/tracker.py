@@ -47,13 +47,26 @@ _logger = logging.getLogger(__name__)
 
 _NOT_STARTED = "Tracker is not started; use it as `with Tracker(...) as t:`"
 
+#: MLflow 3's UI shows an experiment of this kind in its classic runs view, not the GenAI one
+#: (a fresh browser still needs ``workflowType=machine_learning`` in the URL: links.py).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+#: Trial runs are evaluations of one camera; MLflow 3.17's runs table expands the parent of
+#: such runs on a browser's first visit, so a new user sees the trials (mlflow_view.py).
+TRIAL_RUN_TYPE = {"mlflow.runType": "evaluation"}
+
+#: The tag of the best trial's child run, and the parent run's tag naming that child.
+BEST_TAG = "gen_loop.best"
+BEST_RUN_TAG = "gen_loop.best_trial_run_id"
+
 
 class Tracker(_RunLogger):
     """Owns the MLflow parent run of one loop and the nested child run of each trial.
 
     Use as a context manager: entering sets the tracking URI, creates the experiment when it is
-    missing and starts (or resumes) the parent run; leaving ends it FINISHED, KILLED on
-    ``KeyboardInterrupt`` or FAILED on another exception, which always propagates.
+    missing (tagged :data:`EXPERIMENT_KIND`) and starts (or resumes) the parent run; leaving
+    ends it FINISHED, KILLED on ``KeyboardInterrupt`` or FAILED on another exception, which
+    always propagates.
 
     The parent run's calls write to the store at once. The trial runs' calls are queued for a
     background writer thread owned by the tracker (they took ~25 ms a trial:
@@ -111,6 +124,11 @@ class Tracker(_RunLogger):
         if self._experiment_id is None:
             raise RuntimeError(_NOT_STARTED)
         return self._experiment_id
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the parent run is an earlier one continued (it keeps its name)."""
+        return self._resume_run_id is not None
 
     @property
     def tracking_uri(self) -> str:
@@ -197,10 +215,11 @@ class Tracker(_RunLogger):
     def trial(self, number: int, params: Mapping[str, object]) -> AbstractContextManager[TrialRun]:
         """Open the nested child run of one trial.
 
-        The child is named ``trial-NNNN`` and tagged ``mlflow.parentRunId`` (the parent run id)
-        and ``gen_loop.trial`` (``number``); ``params`` are logged at start. On exit it is
-        FINISHED, or FAILED with the error text in the ``gen_loop.error`` tag when the body
-        raised (the exception propagates), or left FAILED when :meth:`TrialRun.fail` was called.
+        The child is named ``trial-NNNN`` and tagged ``mlflow.parentRunId`` (the parent run id),
+        ``gen_loop.trial`` (``number``) and :data:`TRIAL_RUN_TYPE`; ``params`` are logged at
+        start. On exit it is FINISHED, or FAILED with the error text in the ``gen_loop.error``
+        tag when the body raised (the exception propagates), or left FAILED when
+        :meth:`TrialRun.fail` was called.
 
         Args:
             number: The trial number (the Optuna trial number).
@@ -216,7 +235,7 @@ class Tracker(_RunLogger):
         _, parent_id = self._target()
         assert self._writer is not None
         run = RunHandle(number)
-        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number)}
+        tags = {PARENT_TAG: parent_id, TRIAL_TAG: str(number), **TRIAL_RUN_TYPE}
         self._writer.create_run(run, self.experiment_id, f"trial-{number:04d}", tags)
         trial = TrialRun(self._writer, run, self._health)
         try:
@@ -245,6 +264,45 @@ class Tracker(_RunLogger):
                 client.set_terminated(run.info.run_id, status="KILLED")
                 ended.append(run.info.run_id)
         return ended
+
+    @_tolerant(fallback=lambda: None)
+    def mark_best_trial(self, number: int) -> str | None:
+        """Tag the child run of trial ``number`` :data:`BEST_TAG` (``true``), and the parent run
+        :data:`BEST_RUN_TAG` with its id; a child marked best before loses the tag.
+
+        The child is looked up by its ``gen_loop.trial`` tag among the parent's children, so a
+        trial of an earlier session of a resumed run is found too. Returns its run id, or None
+        when the parent has no child run of that trial (e.g. another worker's trial); then no
+        child is marked.
+        """
+        client, run_id = self._target()
+        self.flush()
+        children = f"tags.`{PARENT_TAG}` = '{run_id}'"
+        best = client.search_runs(
+            [self.experiment_id], f"{children} and tags.`{TRIAL_TAG}` = '{number}'", max_results=1
+        )
+        marked = client.search_runs(
+            [self.experiment_id], f"{children} and tags.`{BEST_TAG}` = 'true'", max_results=100
+        )
+        best_id = best[0].info.run_id if best else None
+        for run in marked:
+            if run.info.run_id != best_id:
+                client.delete_tag(run.info.run_id, BEST_TAG)
+        if best_id is None:  # the marks of a trial that is no longer the best go too
+            _logger.info("trial %d has no child run under parent run %s", number, run_id)
+            if BEST_RUN_TAG in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, BEST_RUN_TAG)
+            return None
+        client.set_tag(best_id, BEST_TAG, "true")
+        client.set_tag(run_id, BEST_RUN_TAG, best_id)
+        return best_id
+
+    @_tolerant()
+    def set_experiment_tags(self, tags: Mapping[str, str]) -> None:
+        """Set tags of the experiment (e.g. a shared view of its runs table)."""
+        assert self._client is not None
+        for key, value in tags.items():
+            self._client.set_experiment_tag(self.experiment_id, key, value)
 
     # ------------------------------------------------ the parent run's writes: synchronous
 
@@ -298,7 +356,7 @@ class Tracker(_RunLogger):
         if found is None:
             try:
                 return self._client.create_experiment(
-                    self._experiment, artifact_location=self._artifact_root()
+                    self._experiment, artifact_location=self._artifact_root(), tags=EXPERIMENT_KIND
                 )
             except MlflowException:
                 # Another worker may have created it in between.
@@ -310,6 +368,9 @@ class Tracker(_RunLogger):
                 f"MLflow experiment {self._experiment!r} is deleted in {self.tracking_uri}; "
                 "restore it (`mlflow experiments restore`) or choose another experiment name."
             )
+        for key, value in EXPERIMENT_KIND.items():  # an experiment made before the tag existed
+            if found.tags.get(key) != value:
+                self._client.set_experiment_tag(found.experiment_id, key, value)
         return str(found.experiment_id)
 
     def _artifact_root(self) -> str | None:
