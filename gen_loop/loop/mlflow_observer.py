@@ -223,7 +223,8 @@ class MlflowObserver(LoopObserver):
         tracker.set_tags({"gen_loop.verdict": summary.verdict.status})
         analysis = summary.analysis
         if analysis is not None and analysis.report:  # the run's population analysis
-            tracker.log_artifact(Path(analysis.report).parent, "report")
+            folder = REPORT_ARTIFACT.split("/")[0]  # where the description's link points
+            tracker.log_artifact(Path(analysis.report).parent, folder)
             tracker.log_metrics({f"analysis.{k}": v for k, v in analysis.metrics.items()})
         if outputs.weights is not None:
             # Rejected weights stay in MLflow, but not under the result's name.
@@ -233,10 +234,7 @@ class MlflowObserver(LoopObserver):
     def on_end(self, summary: RunSummary) -> None:
         self.tracker.log_metrics(dict(summary.timings_s))
         self.tracker.log_artifact(Path(summary.run_dir) / "summary.json")
-        report = Path(summary.analysis.report) if summary.analysis is not None else None
-        if report is not None and report.is_file():
-            self.tracker.log_artifact(report, REPORT_ARTIFACT.rsplit("/", 1)[0])
-        self._describe(summary)
+        self._describe(summary)  # the report folder was logged by on_finish
 
     def _describe(self, summary: RunSummary) -> None:
         """Mark the best trial's child run and write the result into the run's description."""
