@@ -14,9 +14,9 @@ from gen_loop.analysis.core import Analysis, AnalysisSettings, analyze_sets
 from gen_loop.analysis.origins import Origin, check_set_name, load_origin, origin_from_batch
 from gen_loop.analysis.projection import METHODS
 from gen_loop.analysis.report import write_report
-from gen_loop.analysis.settings import check_settings, to_settings
+from gen_loop.analysis.settings import check_settings, require, to_settings
 from gen_loop.config.commands import AnalyzeConfig
-from gen_loop.errors import ConfigError, InputDataError
+from gen_loop.errors import InputDataError
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 
@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SETS = {"source": "generated", "target": "demo"}
 
 
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(key, message)
-
-
 def check_analyze_config(cfg: AnalyzeConfig) -> dict[str, str]:
     """Validate the settings before any work; return the sets to analyse.
 
@@ -40,20 +35,20 @@ def check_analyze_config(cfg: AnalyzeConfig) -> dict[str, str]:
         ConfigError: naming the first invalid key.
     """
     sets = {check_set_name(str(k)): str(v) for k, v in cfg.sets.items()} or dict(DEFAULT_SETS)
-    _require(cfg.reference in sets, "reference", f"{cfg.reference!r} is not a set: {list(sets)}")
-    _require(len(sets) >= 2, "sets", "give at least two sets, e.g. sets.source=A sets.target=B")
+    require(cfg.reference in sets, "reference", f"{cfg.reference!r} is not a set: {list(sets)}")
+    require(len(sets) >= 2, "sets", "give at least two sets, e.g. sets.source=A sets.target=B")
     lo = cfg.loss
     check_settings(cfg.shift, cfg.clusters, lo)
     unknown = sorted(set(lo.train or ()) - set(sets))
-    _require(not unknown, "loss.train", f"unknown set(s) {unknown}; sets are {list(sets)}")
-    _require(cfg.projection in METHODS, "projection", f"{cfg.projection!r}: use {METHODS}")
-    _require(cfg.gallery_size >= 0, "gallery_size", f"{cfg.gallery_size} must be >= 0")
-    _require(cfg.generated.n >= 1, "generated.n", f"{cfg.generated.n} must be >= 1")
+    require(not unknown, "loss.train", f"unknown set(s) {unknown}; sets are {list(sets)}")
+    require(cfg.projection in METHODS, "projection", f"{cfg.projection!r}: use {METHODS}")
+    require(cfg.gallery_size >= 0, "gallery_size", f"{cfg.gallery_size} must be >= 0")
+    require(cfg.generated.n >= 1, "generated.n", f"{cfg.generated.n} must be >= 1")
     mi = cfg.max_images
-    _require(mi is None or mi >= 1, "max_images", f"{mi} must be null or >= 1")
-    _require(cfg.video_stride >= 1, "video_stride", f"{cfg.video_stride} must be >= 1")
+    require(mi is None or mi >= 1, "max_images", f"{mi} must be null or >= 1")
+    require(cfg.video_stride >= 1, "video_stride", f"{cfg.video_stride} must be >= 1")
     vm = cfg.video_max_frames
-    _require(vm is None or vm >= 1, "video_max_frames", f"{vm} must be null or >= 1")
+    require(vm is None or vm >= 1, "video_max_frames", f"{vm} must be null or >= 1")
     return sets
 
 

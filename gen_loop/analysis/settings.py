@@ -14,10 +14,11 @@ from gen_loop.config.analysis import AnalyzeClusterConfig, AnalyzeLossConfig, An
 from gen_loop.errors import ConfigError
 from gen_loop.score import METRICS
 
-__all__ = ["check_settings", "to_settings"]
+__all__ = ["check_settings", "require", "to_settings"]
 
 
-def _require(ok: bool, key: str, message: str) -> None:
+def require(ok: bool, key: str, message: str) -> None:
+    """Raise a :class:`ConfigError` naming ``key`` unless ``ok``."""
     if not ok:
         raise ConfigError(key, message)
 
@@ -32,21 +33,19 @@ def check_settings(
         ConfigError: naming the first invalid key.
     """
     p = prefix
-    _require(0 < s.alpha < 1, f"{p}shift.alpha", f"{s.alpha} must be in (0, 1)")
-    _require(s.n_permutations >= 1, f"{p}shift.n_permutations", f"{s.n_permutations} must be >= 1")
-    _require(s.cv_folds >= 2, f"{p}shift.cv_folds", f"{s.cv_folds} must be >= 2")
-    _require(s.max_dim >= 1, f"{p}shift.max_dim", f"{s.max_dim} must be >= 1")
-    _require(s.metric in METRICS, f"{p}shift.metric", f"{s.metric!r}: use one of {METRICS}")
-    _require(s.noise_floor_splits >= 1, f"{p}shift.noise_floor_splits", "must be >= 1")
-    _require(c.k is None or c.k >= 2, f"{p}clusters.k", f"{c.k} must be null or >= 2")
-    _require(c.k_max >= 2, f"{p}clusters.k_max", f"{c.k_max} must be >= 2")
-    _require(
-        0.5 < c.dominance <= 1, f"{p}clusters.dominance", f"{c.dominance} must be in (0.5, 1]"
-    )
-    _require(0 < c.max_coverage_ratio <= 1, f"{p}clusters.max_coverage_ratio", "must be in (0, 1]")
-    _require(lo.estimator in ESTIMATORS, f"{p}loss.estimator", f"{lo.estimator!r}: {ESTIMATORS}")
-    _require(lo.knn_k >= 1, f"{p}loss.knn_k", f"{lo.knn_k} must be >= 1")
-    _require(0 <= lo.conf < 1, f"{p}loss.conf", f"{lo.conf} must be in [0, 1)")
+    require(0 < s.alpha < 1, f"{p}shift.alpha", f"{s.alpha} must be in (0, 1)")
+    require(s.n_permutations >= 1, f"{p}shift.n_permutations", f"{s.n_permutations} must be >= 1")
+    require(s.cv_folds >= 2, f"{p}shift.cv_folds", f"{s.cv_folds} must be >= 2")
+    require(s.max_dim >= 1, f"{p}shift.max_dim", f"{s.max_dim} must be >= 1")
+    require(s.metric in METRICS, f"{p}shift.metric", f"{s.metric!r}: use one of {METRICS}")
+    require(s.noise_floor_splits >= 1, f"{p}shift.noise_floor_splits", "must be >= 1")
+    require(c.k is None or c.k >= 2, f"{p}clusters.k", f"{c.k} must be null or >= 2")
+    require(c.k_max >= 2, f"{p}clusters.k_max", f"{c.k_max} must be >= 2")
+    require(0.5 < c.dominance <= 1, f"{p}clusters.dominance", f"{c.dominance} must be in (0.5, 1]")
+    require(0 < c.max_coverage_ratio <= 1, f"{p}clusters.max_coverage_ratio", "must be in (0, 1]")
+    require(lo.estimator in ESTIMATORS, f"{p}loss.estimator", f"{lo.estimator!r}: {ESTIMATORS}")
+    require(lo.knn_k >= 1, f"{p}loss.knn_k", f"{lo.knn_k} must be >= 1")
+    require(0 <= lo.conf < 1, f"{p}loss.conf", f"{lo.conf} must be in [0, 1)")
 
 
 def to_settings(
