@@ -61,6 +61,18 @@ def finalised_line(holder: Mapping[str, object]) -> str:
     return f"another worker finalises the study: {where} ({holder['run_dir']})"
 
 
+def map50_rows(evaluation: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The target mAP50 (and mAP50-95) before and after fine-tuning, as table rows, where the
+    evaluation has them (the console's table and the MLflow description)."""
+    rows = []
+    for stage in ("before", "after"):
+        metrics = evaluation.get(stage)
+        if metrics:
+            text = f"{metrics['map50']:.4f} (mAP50-95 {metrics['map50_95']:.4f})"
+            rows.append((f"target mAP50 {stage}", text))
+    return rows
+
+
 def final_table(summary: RunSummary) -> str:
     """The end-of-run table: best params, distances, stop reason, selection, fine-tune."""
     floor = summary.noise_floor
@@ -93,15 +105,7 @@ def final_table(summary: RunSummary) -> str:
             (f"  {name}", f"{value:.4g}{extra}" if isinstance(value, float) else str(value))
         )
     evaluation = summary.evaluation
-    for stage in ("before", "after"):
-        metrics = evaluation.get(stage)
-        if metrics:
-            rows.append(
-                (
-                    f"target mAP50 {stage}",
-                    f"{metrics['map50']:.4f}  (mAP50-95 {metrics['map50_95']:.4f})",
-                )
-            )
+    rows.extend(map50_rows(evaluation))
     if evaluation.get("skipped"):
         rows.append(("evaluation", evaluation["skipped"]))
     if summary.verdict.message:

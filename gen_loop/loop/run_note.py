@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from gen_loop.loop.console import map50_rows
 from gen_loop.loop.summary import RunSummary
 from gen_loop.score.scorer import NoiseFloor
 from gen_loop.tracking.links import run_route, runs_table_route
@@ -139,15 +140,7 @@ def _result_rows(
         return rows
     rows.append(("selected samples", f"{summary.selected_count} of {summary.pool_size}"))
     evaluation = summary.evaluation
-    for stage in ("before", "after"):
-        metrics = evaluation.get(stage)
-        if metrics:
-            rows.append(
-                (
-                    f"target mAP50 {stage}",
-                    f"{metrics['map50']:.4f} (mAP50-95 {metrics['map50_95']:.4f})",
-                )
-            )
+    rows.extend(map50_rows(evaluation))
     for key in ("skipped", "failed"):
         if evaluation.get(key):
             rows.append((f"evaluation {key}", str(evaluation[key])))
