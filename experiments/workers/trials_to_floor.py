@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,20 @@ from any_camera import DEMO, N_TRIALS, cameras, hidden_of, target_seed
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-OUT = HERE / "trials_to_floor"
-ALL = HERE / "trials_to_floor.json"
-RUNS = HERE / "runs" / "trials_to_floor"
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one set of results lives: ``--out NAME`` keeps each code version's apart."""
+
+    out: Path  # one JSON a run
+    all: Path  # all of them
+    runs: Path  # the run folders (git-ignored)
+
+    @classmethod
+    def named(cls, name: str) -> Paths:
+        return cls(HERE / name, HERE / f"{name}.json", HERE / "runs" / name)
+
+
 FLOOR_FACTOR = 1.5  # the default search.floor_factor
 #: The demo camera, the four corners, three of the Latin-hypercube cameras.
 CAMERAS = (DEMO, 16, 17, 18, 19, 0, 5, 9)
@@ -77,9 +89,9 @@ def worker_command(camera: int, seed: int, study: str, storage: str, run_dir: Pa
     )
 
 
-def run_workers(camera: int, seed: int, n_workers: int) -> dict[str, Any]:
+def run_workers(camera: int, seed: int, n_workers: int, paths: Paths) -> dict[str, Any]:
     """Start ``n_workers`` workers on a new study at once; wait for all; read the study."""
-    base = RUNS / f"c{camera}_s{seed}_w{n_workers}"
+    base = paths.runs / f"c{camera}_s{seed}_w{n_workers}"
     if base.exists():
         shutil.rmtree(base)  # a fresh study, not a resumed one
     base.mkdir(parents=True)
@@ -192,26 +204,26 @@ def _per_worker(done: list[Any]) -> list[int]:
     return list(counts.values())
 
 
-def recount() -> None:
+def recount(paths: Paths) -> None:
     """Read the trial counts again from each result's kept study (after a change of
     :func:`study_counts`); a result whose run folder is gone is left as it is."""
-    for path in sorted(OUT.glob("c*_s*_w*.json")):
+    for path in sorted(paths.out.glob("c*_s*_w*.json")):
         result = json.loads(path.read_text())
-        base = RUNS / path.stem
+        base = paths.runs / path.stem
         if (base / "optuna.db").exists():
             counts = study_counts(f"sqlite:///{base / 'optuna.db'}", path.stem, base / "w0")
             path.write_text(json.dumps({**result, **counts}, indent=1) + "\n")
 
 
-def result_path(camera: int, seed: int, n_workers: int) -> Path:
-    return OUT / f"c{camera}_s{seed}_w{n_workers}.json"
+def result_path(camera: int, seed: int, n_workers: int, paths: Paths) -> Path:
+    return paths.out / f"c{camera}_s{seed}_w{n_workers}.json"
 
 
-def collect() -> list[dict[str, Any]]:
-    """Every result so far, written together to ``ALL``."""
-    results = [json.loads(p.read_text()) for p in sorted(OUT.glob("c*_s*_w*.json"))]
+def collect(paths: Paths) -> list[dict[str, Any]]:
+    """Every result so far, written together to ``paths.all``."""
+    results = [json.loads(p.read_text()) for p in sorted(paths.out.glob("c*_s*_w*.json"))]
     results.sort(key=lambda r: (r["camera"], r["seed"], r["workers"]))
-    ALL.write_text(json.dumps(results, indent=1) + "\n")
+    paths.all.write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
@@ -278,24 +290,32 @@ def main() -> None:
     parser.add_argument(
         "--recount", action="store_true", help="recount the kept studies (runs/) of every result"
     )
+    parser.add_argument(
+        "--out",
+        default="trials_to_floor",
+        help="results' name: trials_to_floor (per-worker refinement, commit 0e124f1), "
+        "trials_to_floor_shared (one refinement shared by the workers)",
+    )
+    parser.add_argument("--workers", type=_int_list, default=list(WORKERS))
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    paths = Paths.named(args.out)
+    paths.out.mkdir(parents=True, exist_ok=True)
     assert len(cameras()) > max(args.cameras)
     if args.recount:
-        recount()
+        recount(paths)
     for seed in () if args.table or args.recount else args.seeds:
         for camera in args.cameras:
-            for n in WORKERS:  # the two arms of a pair back to back: a cut run leaves pairs
-                path = result_path(camera, seed, n)
+            for n in args.workers:  # the arms of a pair back to back: a cut run leaves pairs
+                path = result_path(camera, seed, n, paths)
                 if path.exists():
                     continue
                 try:
-                    result = run_workers(camera, seed, n)
+                    result = run_workers(camera, seed, n, paths)
                 except RuntimeError as err:  # recorded in the output; the next pair runs
                     print(f"FAILED: {err}", flush=True)
                     continue
                 path.write_text(json.dumps(result, indent=1) + "\n")
-                collect()
+                collect(paths)
                 print(
                     f"camera {camera:2d} seed {seed} {n} worker(s): floor at "
                     f"{result['completed_at_floor']} completed trials (trial "
@@ -304,7 +324,7 @@ def main() -> None:
                     f"{result['wall_s']:.0f} s",
                     flush=True,
                 )
-    print(table(collect()))
+    print(table(collect(paths)))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,17 @@ scorer's residual vector); this module runs each point it asks for as a real tri
 study, so the stop rule, the budget, resume and several workers apply to it exactly as to
 the sampler's trials. The stop rule is judged by the same
 :func:`~gen_loop.search.workers.decide` as the sampler's loop.
+
+With several workers on one study, one of them owns the refinement
+(:mod:`gen_loop.search.refine_claim`): the others run the points of its finite-difference
+Jacobians with it and wait while it takes its one-trial steps, so two workers spend no more
+trials on a refinement than one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,14 +25,15 @@ from optuna.trial import FrozenTrial, TrialState
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.observer import LoopObserver
 from gen_loop.loop.trial import TrialSetup, ask, run_trial
+from gen_loop.search import refine_claim
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import (
-    STAGE_ATTR,
     Box,
     StopRefinement,
     refine_gauss_newton,
     refine_lsq,
 )
+from gen_loop.search.refine_claim import Claim
 from gen_loop.search.storage import StudyMutex
 from gen_loop.search.vector_sampler import RESIDUAL_ATTR
 from gen_loop.search.workers import StudyView, decide
@@ -40,11 +45,14 @@ log = logging.getLogger(__name__)
 class Refiner:
     """When to switch to the local refinement, and the refinement itself.
 
-    After ``search.refine.after`` finished trials, a worker refines from the study's best.
-    When the refinement ends at a minimum before the stop rule or the budget ends the search,
-    the sampler proposes the next trials, and once one of them is the study's new best (another
-    basin), the worker refines again from there. A resumed run refines again from the study's
-    best.
+    After ``search.refine.after`` finished trials, a worker claims the refinement from the
+    study's best (one worker at a time: :func:`~gen_loop.search.refine_claim.take_over`) and
+    runs it; the other workers help it (:meth:`help`). When the refinement ends at a minimum
+    (or on a failed trial) before the stop rule or the budget ends the search, its start and
+    its trials are recorded as spent: the sampler proposes the next trials, and once one of
+    them is the study's new best (another basin), a worker refines again from there. A
+    refinement cut by the stop rule, the budget or Ctrl-C is not spent: a resumed run with a
+    larger budget refines again from the study's best.
 
     Args:
         study: the shared study.
@@ -53,6 +61,7 @@ class Refiner:
         observer: told of every trial and of the stage's start and end.
         mutex: the study's cross-worker lock.
         start: ``time.monotonic()`` when the search started (for ``search.timeout_s``).
+        poll_s: how long a worker waits before it looks at the refinement again.
     """
 
     study: optuna.Study
@@ -61,16 +70,18 @@ class Refiner:
     observer: LoopObserver
     mutex: StudyMutex
     start: float
+    poll_s: float = 0.25
     done: bool = field(init=False)
-    # This session's refinements: the trials refined from, and the trials they ran.
-    refined_from: set[int] = field(default_factory=set)
-    refined: set[int] = field(default_factory=set)
+    claim: Claim | None = field(default=None, init=False)  # the refinement this worker owns
+    _helped: str | None = field(default=None, init=False)  # the last one it said it helps
+    _cut: bool = field(default=False, init=False)  # ended by the stop rule or the budget
 
     def __post_init__(self) -> None:
         self.done = self.setup.refine.method == "none"
 
     def start_point(self, view: StudyView) -> FrozenTrial | None:
-        """The study's best trial when this worker should switch to refining now, else None.
+        """The study's best trial when this worker should switch to refining now (and has
+        claimed the refinement), else None.
 
         Enqueued trials (priors, a dead worker's re-queued trial) are run first: one of them
         may be the best start. Call under the study mutex.
@@ -88,21 +99,40 @@ class Refiner:
             self.done = True
             return None
         best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
-        if best.number in self.refined_from | self.refined:
+        if best.number in refine_claim.spent_trials(self.study):
             return None  # refined already: a sampler trial must find a new best first
-        return best
+        self.claim = refine_claim.take_over(self.study, best.number)
+        return None if self.claim is None else best
+
+    def help(self) -> tuple[optuna.Trial | None, bool]:
+        """Another worker's refinement: a trial of it to run now, or whether to wait for it.
+
+        Returns ``(trial, False)`` with a point of its Jacobian (or a waiting trial) asked for
+        this worker, ``(None, True)`` while it takes a step only its owner runs, and
+        ``(None, False)`` when no other worker is refining. Call under the study mutex.
+        """
+        claim = refine_claim.current(self.study)
+        if claim is None or (self.claim is not None and claim.token == self.claim.token):
+            return None, False
+        if claim.token != self._helped:
+            self._helped = claim.token
+            self.observer.on_refine(
+                f"helping the refinement of trial {claim.start} "
+                f"(worker {claim.owner.get('host')}:{claim.owner.get('pid')})"
+            )
+        queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if refine_claim.enqueue_next(self.study, claim) is not None or queued:
+            return ask(self.study), False
+        return None, True
 
     def run(self, best: FrozenTrial) -> str | None:
-        """Least squares from ``best``, every evaluation a trial of the study; return the error
-        of a failed trial that ended it (None otherwise).
+        """Refine from ``best`` (claimed by :meth:`start_point`), every evaluation a trial of
+        the study; return the error of a failed trial that ended it (None otherwise).
 
-        Each evaluation enqueues its point (user attribute ``stage=refine``) and asks it under
-        the study mutex, then runs it outside the mutex like a sampler trial. When the stop
-        rule or the budget says stop, or a trial fails, the refinement ends
+        When the stop rule or the budget says stop, or a trial fails, the refinement ends
         (:class:`StopRefinement`) and the main loop takes over. A trial re-queued for a dead
-        worker that is asked first is run as it is.
+        worker that is asked first is run as it is. The claim is released however it ends.
         """
-        self.refined_from.add(best.number)
         box = Box.of(self.setup.space.distributions, set(self.setup.space.conditions))
         failure: list[str] = []
         start_distance = float(best.user_attrs.get("distance", float("nan")))
@@ -112,45 +142,92 @@ class Refiner:
             f"{'least squares' if lsq else 'Gauss-Newton'} over {list(box.names)}"
         )
 
-        def evaluate(params: dict[str, ParamValue]) -> np.ndarray:
-            number, error, residual = self._evaluate(params)
-            if error is not None:
+        def evaluate_many(points: list[dict[str, ParamValue]]) -> list[np.ndarray]:
+            residuals, failed = self._evaluate_many(points)
+            if failed is not None:
+                number, error = failed
                 failure.append(error)
                 raise StopRefinement(f"trial {number} failed")
-            return residual
+            return residuals
 
-        step = self.setup.refine.diff_step
-        if lsq:
-            why = refine_lsq(best.params, box, step, evaluate)
-        else:  # gn, and auto with a scorer that has a residual vector
-            stored = best.user_attrs.get(RESIDUAL_ATTR)
-            residual = None if stored is None else np.asarray(stored, dtype=np.float64)
-            why = refine_gauss_newton(best.params, residual, box, step, evaluate)
+        def evaluate(params: dict[str, ParamValue]) -> np.ndarray:
+            return evaluate_many([params])[0]
+
+        self._cut = False
+        try:
+            step = self.setup.refine.diff_step
+            if lsq:
+                why = refine_lsq(best.params, box, step, evaluate)
+            else:  # gn, and auto with a scorer that has a residual vector
+                stored = best.user_attrs.get(RESIDUAL_ATTR)
+                residual = None if stored is None else np.asarray(stored, dtype=np.float64)
+                why = refine_gauss_newton(
+                    best.params, residual, box, step, evaluate, evaluate_many=evaluate_many
+                )
+        finally:
+            with self.mutex.hold():
+                if self.claim is not None:
+                    refine_claim.release(self.study, self.claim, spent=not self._cut)
+            self.claim = None
         self.observer.on_refine(f"refinement ended: {why}")
         return failure[0] if failure else None
 
-    def _evaluate(self, params: dict[str, ParamValue]) -> tuple[int, str | None, np.ndarray]:
-        """Run ``params`` as a trial of the study: its number, its error or its residual."""
-        token = uuid.uuid4().hex
-        enqueued = False
+    def _evaluate_many(
+        self, points: list[dict[str, ParamValue]]
+    ) -> tuple[list[np.ndarray], tuple[int, str] | None]:
+        """Run ``points`` as trials of the study, this worker and any helping worker taking
+        them one by one: their residuals in order, or the number and error of the first that
+        failed.
+
+        Raises:
+            StopRefinement: the stop rule or the budget ends the search first.
+        """
+        assert self.claim is not None
+        with self.mutex.hold():
+            self.claim = refine_claim.post(self.study, self.claim, points)
+        keys = [key for key, _ in self.claim.pending[-len(points) :]]
+        own: dict[str, np.ndarray] = {}  # measured here: the exact residual, not the stored one
         while True:
+            trial: optuna.Trial | None = None
             with self.mutex.hold():
                 now = decide(self.study, self.convergence, time.monotonic() - self.start)
+                finished = refine_claim.results(self.study, self.claim.token)
+                if all(key in finished for key in keys):
+                    return self._collect(keys, finished, own)
                 if now.stop_reason is not None:
+                    self._cut = True
                     raise StopRefinement(now.stop_reason)
                 if not now.budget_left:
+                    self._cut = True
                     raise StopRefinement("the trial budget is all asked")
-                if not enqueued:
-                    attrs = {STAGE_ATTR: "refine", "refine_id": token}
-                    self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
-                    enqueued = True
-                trial = ask(self.study)
+                claim = refine_claim.current(self.study) or self.claim
+                queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                if refine_claim.enqueue_next(self.study, claim) is not None or queued:
+                    trial = ask(self.study)
+                self.claim = refine_claim.beat(self.study, claim)  # reads the claim afresh
+            if trial is None:  # a helping worker runs the last of them: wait for it
+                time.sleep(self.poll_s)
+                continue
             error, result = run_trial(
                 trial, self.study, self.setup, now.convergence, self.observer
             )
-            self.refined.add(trial.number)
-            if trial.user_attrs.get("refine_id") != token:
-                continue  # a re-queued trial came first; ours is still waiting
-            if error is not None or result is None:
-                return trial.number, error or "no result", np.empty(0)
-            return trial.number, None, self.setup.scorer.residual(result.embeddings)
+            key = trial.user_attrs.get(refine_claim.REFINE_KEY_ATTR)
+            if error is None and result is not None and key in keys:
+                own[key] = self.setup.scorer.residual(result.embeddings)
+
+    @staticmethod
+    def _collect(
+        keys: list[str], finished: dict[str, FrozenTrial], own: dict[str, np.ndarray]
+    ) -> tuple[list[np.ndarray], tuple[int, str] | None]:
+        """The residuals of ``keys`` in order (measured here where this worker ran them), or
+        the number and error of the first failed one."""
+        residuals = []
+        for key in keys:
+            trial = finished[key]
+            if trial.state != TrialState.COMPLETE:
+                return [], (trial.number, str(trial.user_attrs.get("error", "no result")))
+            if key in own:
+                residuals.append(own[key])
+            else:
+                residuals.append(np.asarray(trial.user_attrs[RESIDUAL_ATTR], dtype=np.float64))
+        return residuals, None

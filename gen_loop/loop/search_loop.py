@@ -60,7 +60,9 @@ def search(
     With ``setup.refine.method`` lsq (or auto, for a scorer with a residual vector) the
     worker switches, once the study has ``setup.refine.after`` finished trials, to a
     least-squares refinement of the study's best trial (:mod:`gen_loop.loop.refine_stage`);
-    its evaluations are trials like any other (``stage=refine``).
+    its evaluations are trials like any other (``stage=refine``). One worker at a time
+    refines; the others run the points of its Jacobians and wait during its steps
+    (:meth:`~gen_loop.loop.refine_stage.Refiner.help`).
 
     Args:
         study: the (possibly shared, possibly resumed) study.
@@ -84,16 +86,22 @@ def search(
         while True:
             trial: optuna.Trial | None = None
             refine_from: FrozenTrial | None = None
+            wait = False
             with mutex.hold():
                 now = decide(study, convergence, time.monotonic() - start)
                 if now.stop_reason is None and now.budget_left:
-                    refine_from = refiner.start_point(now.view)
-                    if refine_from is None:
-                        trial = ask(study)
+                    trial, wait = refiner.help()  # another worker's refinement first
+                    if trial is None and not wait:
+                        refine_from = refiner.start_point(now.view)
+                        if refine_from is None:
+                            trial = ask(study)
             if now.stop_reason is not None:
                 return SearchOutcome(now.stop_reason, now.view.n_failed)
             if refine_from is not None:
                 error = refiner.run(refine_from)
+            elif wait:  # its owner takes a one-trial step: a trial here would be spent for naught
+                time.sleep(refiner.poll_s)
+                continue
             elif trial is None:  # the budget is all asked: wait for the other workers
                 time.sleep(poll_s)
                 continue

@@ -103,6 +103,7 @@ def refine_gauss_newton(
     diff_step: float,
     evaluate: Callable[[dict[str, ParamValue]], np.ndarray],
     min_radius: float | None = None,
+    evaluate_many: Callable[[list[dict[str, ParamValue]]], list[np.ndarray]] | None = None,
 ) -> str:
     """Trust-region Gauss-Newton from ``start``, the Jacobian updated by Broyden's rule.
 
@@ -126,6 +127,9 @@ def refine_gauss_newton(
         evaluate: runs the full parameter set as a trial and returns its residual vector;
             raises :class:`StopRefinement` to end the refinement.
         min_radius: the smallest trust region, a fraction of each range.
+        evaluate_many: evaluates independent points together (the Jacobian's, which several
+            workers can run at once) and returns their residuals in order; default: one
+            ``evaluate`` after the other.
 
     Returns:
         Why the refinement ended.
@@ -137,16 +141,25 @@ def refine_gauss_newton(
     base = dict(start)
     floor_radius = diff_step / 4 if min_radius is None else min_radius
 
-    def fun(u: np.ndarray) -> np.ndarray:
-        vec = np.asarray(evaluate({**base, **box.from_unit(u)}), dtype=np.float64)
+    def checked(vec: np.ndarray) -> np.ndarray:
+        vec = np.asarray(vec, dtype=np.float64)
         if vec.size == 0 or not np.all(np.isfinite(vec)):
             raise StopRefinement("non-finite residual")
         return vec
 
+    def fun(u: np.ndarray) -> np.ndarray:
+        return checked(evaluate({**base, **box.from_unit(u)}))
+
+    def fun_many(us: list[np.ndarray]) -> list[np.ndarray]:
+        points = [{**base, **box.from_unit(u)} for u in us]
+        if evaluate_many is None:
+            return [checked(evaluate(p)) for p in points]
+        return [checked(v) for v in evaluate_many(points)]
+
     try:
         x = box.to_unit(start)
         r = fun(x) if start_residual is None else np.asarray(start_residual, dtype=np.float64)
-        jac = _forward_jacobian(fun, x, r, diff_step)
+        jac = _forward_jacobian(fun_many, x, r, diff_step)
         radius, worse = 0.25, 0
         while radius >= floor_radius:
             low, high = np.maximum(-radius, -x), np.minimum(radius, 1.0 - x)
@@ -169,7 +182,7 @@ def refine_gauss_newton(
                 radius /= 2.0
                 worse += 1
                 if worse >= 2:
-                    jac = _forward_jacobian(fun, x, r, diff_step)
+                    jac = _forward_jacobian(fun_many, x, r, diff_step)
                     worse = 0
     except StopRefinement as stop:
         return stop.reason
@@ -177,16 +190,16 @@ def refine_gauss_newton(
 
 
 def _forward_jacobian(
-    fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, r: np.ndarray, step: float
+    fun_many: Callable[[list[np.ndarray]], list[np.ndarray]],
+    x: np.ndarray,
+    r: np.ndarray,
+    step: float,
 ) -> np.ndarray:
-    """The forward-difference Jacobian of ``fun`` at ``x`` (where it is ``r``), stepping
-    inwards at an upper bound."""
-    columns = []
-    for i in range(x.size):
-        h = step if x[i] + step <= 1.0 else -step
-        moved = x.copy()
-        moved[i] += h
-        columns.append((fun(moved) - r) / h)
+    """The forward-difference Jacobian at ``x`` (where the residual is ``r``), stepping
+    inwards at an upper bound; its points are evaluated together by ``fun_many``."""
+    steps = np.where(x + step <= 1.0, step, -step)
+    moved = [x + h * np.eye(x.size)[i] for i, h in enumerate(steps)]
+    columns = [(v - r) / h for v, h in zip(fun_many(moved), steps, strict=True)]
     return np.stack(columns, axis=1)
 
 
