@@ -41,7 +41,7 @@ def test_one_worker_owns_the_refinement_and_its_points_become_trials_when_taken(
     claim = refine_claim.take_over(study, start=3)
     assert claim is not None and claim.owner == worker_id()
     assert refine_claim.take_over(study, start=3) is None  # live: no second refinement
-    claim = refine_claim.post(study, claim, [{"x": 0.1}, {"x": 0.2}])
+    claim = refine_claim.post(study, claim, [{"x": 0.1}, {"x": 0.2}], n_finished=0)
     assert not study.get_trials(states=(TrialState.WAITING,))  # posted, not queued
     keys = [key for key, _ in claim.pending]
     assert refine_claim.enqueue_next(study, refine_claim.current(study)) == keys[0]  # type: ignore[arg-type]
@@ -59,6 +59,36 @@ def test_one_worker_owns_the_refinement_and_its_points_become_trials_when_taken(
     assert other is not None
     refine_claim.release(study, other, spent=False)  # cut by the stop rule: not spent
     assert refine_claim.spent_trials(study) == {3, trial.number}
+
+
+def test_the_first_jacobian_holds_the_plateau_rule_back_until_its_step(tmp_path: Path) -> None:
+    from gen_loop.search import Convergence
+    from gen_loop.search.workers import decide
+
+    study = _study(tmp_path)
+    dist = {"x": FloatDistribution(0, 1)}
+    for value in (1.0, 2.0, 2.0):  # a stalled sampler: the plateau rule says stop
+        study.tell(study.ask(dist), value)
+    conv = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=2, min_rel_improvement=0.01, n_trials=50
+    )
+    held = refine_claim.plateau_held(study)
+    assert decide(study, conv, 0.0, held).stop_reason.startswith("plateau")  # type: ignore[union-attr]
+    claim = refine_claim.take_over(study, start=0)
+    assert claim is not None
+    claim = refine_claim.post(study, claim, [{"x": 0.5}], n_finished=3)  # the start's residual
+    assert claim.held_until == 0
+    claim = refine_claim.post(study, claim, [{"x": 0.1}, {"x": 0.2}], n_finished=3)
+    assert claim.held_until == 3 + 2 + 1  # the Jacobian's two points and the step
+    for _ in range(2):
+        assert decide(study, conv, 0.0, held).stop_reason is None
+        study.tell(study.ask(dist), 3.0)
+    assert decide(study, conv, 0.0, held).stop_reason is None  # the step is still owed
+    study.tell(study.ask(dist), 3.0)
+    assert decide(study, conv, 0.0, held).stop_reason.startswith("plateau")  # type: ignore[union-attr]
+    later = refine_claim.post(study, claim, [{"x": 0.3}, {"x": 0.4}], n_finished=6)
+    assert later.held_until == 6  # a later Jacobian is not held
+    assert decide(study, conv, 0.0).stop_reason.startswith("plateau")  # type: ignore[union-attr]
 
 
 def test_a_dead_or_silent_owners_claim_is_given_up(tmp_path: Path) -> None:
@@ -118,7 +148,7 @@ def test_a_helping_worker_runs_the_posted_points_and_waits_during_steps(
     study.set_user_attr(refine_claim.CLAIM_ATTR, owner.as_attr())
     assert helper.help() == (None, True)  # a one-trial step of the owner: wait
     assert messages == ["helping the refinement of trial 4 (worker elsewhere:1)"]
-    refine_claim.post(study, owner, [{"fisheye": 0.25}])
+    refine_claim.post(study, owner, [{"fisheye": 0.25}], n_finished=0)
     trial, wait = helper.help()
     assert trial is not None and not wait
     assert space.suggest(trial) == {"fisheye": 0.25} and trial.user_attrs["refine_id"] == "t"

@@ -110,6 +110,14 @@ MISMATCH = (
     {"gamma": 1.7, "saturation": 1.5, "noise_std": 0.1},
     {"gamma": 0.6, "saturation": 0.5, "noise_std": 0.05},
     {"gamma": 1.3, "saturation": 0.3, "noise_std": 0.12},
+    # Held out from the attribution rule's design (issue 11, session 5): drawn once from
+    # numpy's default_rng(20261203), gamma U(0.5, 2), saturation U(0, 2), noise U(0.03, 0.15),
+    # keeping |gamma - 1| >= 0.25 and |saturation - 1| >= 0.3 (a difference to find).
+    {"gamma": 0.53, "saturation": 1.85, "noise_std": 0.092},
+    {"gamma": 0.63, "saturation": 1.88, "noise_std": 0.034},
+    {"gamma": 1.94, "saturation": 0.2, "noise_std": 0.133},
+    {"gamma": 0.62, "saturation": 0.41, "noise_std": 0.137},
+    {"gamma": 1.91, "saturation": 0.52, "noise_std": 0.133},
 )
 UNSEARCHED = ("gamma", "saturation", "noise_std")
 

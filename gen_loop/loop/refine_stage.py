@@ -184,13 +184,19 @@ class Refiner:
         """
         assert self.claim is not None
         with self.mutex.hold():
-            self.claim = refine_claim.post(self.study, self.claim, points)
+            n_finished = len(StudyView.of(self.study).finished)
+            self.claim = refine_claim.post(self.study, self.claim, points, n_finished)
         keys = [key for key, _ in self.claim.pending[-len(points) :]]
         own: dict[str, np.ndarray] = {}  # measured here: the exact residual, not the stored one
         while True:
             trial: optuna.Trial | None = None
             with self.mutex.hold():
-                now = decide(self.study, self.convergence, time.monotonic() - self.start)
+                now = decide(
+                    self.study,
+                    self.convergence,
+                    time.monotonic() - self.start,
+                    refine_claim.plateau_held(self.study),
+                )
                 finished = refine_claim.results(self.study, self.claim.token)
                 if all(key in finished for key in keys):
                     return self._collect(keys, finished, own)

@@ -19,6 +19,7 @@ from gen_loop.loop.observer import LoopObserver
 from gen_loop.loop.refine_stage import Refiner
 from gen_loop.loop.trial import TrialSetup, ask, run_trial
 from gen_loop.search.convergence import Convergence
+from gen_loop.search.refine_claim import plateau_held
 from gen_loop.search.storage import StudyMutex
 from gen_loop.search.workers import StudyView, decide, fail_dead_trials
 
@@ -88,7 +89,7 @@ def search(
             refine_from: FrozenTrial | None = None
             wait = False
             with mutex.hold():
-                now = decide(study, convergence, time.monotonic() - start)
+                now = decide(study, convergence, time.monotonic() - start, plateau_held(study))
                 if now.stop_reason is None and now.budget_left:
                     trial, wait = refiner.help()  # another worker's refinement first
                     if trial is None and not wait:

@@ -104,14 +104,15 @@ class Convergence:
         if value < self.best:
             self.best, self.best_trial = value, trial_number
 
-    def stop_reason(self, elapsed_s: float) -> str | None:
-        """Why to stop now, or None to go on."""
+    def stop_reason(self, elapsed_s: float, plateau: bool = True) -> str | None:
+        """Why to stop now, or None to go on; ``plateau=False`` holds the plateau rule back
+        (a refinement's first Jacobian is owed the step it was measured for)."""
         if self.stop_at_floor and self.best <= self.floor_factor * self.noise_floor:
             return (
                 f"converged: best distance {self.best:.4g} <= {self.floor_factor:g} x noise "
                 f"floor {self.noise_floor:.4g}"
             )
-        if self.since_improvement >= self.patience:
+        if plateau and self.since_improvement >= self.patience:
             return (
                 f"plateau: no {self.min_rel_improvement:.0%} improvement in {self.patience} trials"
             )

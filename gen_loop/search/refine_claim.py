@@ -16,9 +16,10 @@ Every function here reads or writes the study's attributes and must be called un
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gen_loop.generator.params import ParamValue
 from gen_loop.search.refine import STAGE_ATTR
-from gen_loop.search.workers import WORKER_ATTR, is_dead, superseded, worker_id
+from gen_loop.search.workers import WORKER_ATTR, StudyView, is_dead, superseded, worker_id
 
 #: The study's user attribute holding the refinement in progress (absent: none).
 CLAIM_ATTR = "refinement"
@@ -53,6 +54,9 @@ class Claim:
         start: the trial it refines from.
         pending: points posted for any worker to run, not yet trials: ``(key, params)``.
         beat: ``time.time()`` of the owner's last write.
+        held_until: while the study has fewer finished trials than this, the plateau rule
+            does not stop the search: the refinement's first Jacobian and the step it is
+            measured for (0: not posted yet).
     """
 
     token: str
@@ -60,6 +64,7 @@ class Claim:
     start: int
     pending: tuple[tuple[str, dict[str, ParamValue]], ...]
     beat: float
+    held_until: int = 0
 
     def as_attr(self) -> dict[str, Any]:
         return {
@@ -68,6 +73,7 @@ class Claim:
             "start": self.start,
             "pending": [[key, params] for key, params in self.pending],
             "beat": self.beat,
+            "held_until": self.held_until,
         }
 
     @classmethod
@@ -79,6 +85,7 @@ class Claim:
             int(attr["start"]),
             pending,
             float(attr["beat"]),
+            int(attr.get("held_until", 0)),
         )
 
 
@@ -124,13 +131,35 @@ def take_over(study: optuna.Study, start: int) -> Claim | None:
     return claim
 
 
-def post(study: optuna.Study, claim: Claim, points: Sequence[dict[str, ParamValue]]) -> Claim:
-    """Add ``points`` to the claim for any worker to run; return the claim with their keys."""
+def post(
+    study: optuna.Study, claim: Claim, points: Sequence[dict[str, ParamValue]], n_finished: int
+) -> Claim:
+    """Add ``points`` to the claim for any worker to run; return the claim with their keys.
+
+    The first points posted (the refinement's first Jacobian, when it has several) hold the
+    plateau rule back until they and one more trial (the step) have finished: a sampler stage
+    that stalled must not end the search halfway through the Jacobian that would end the
+    stall. Later Jacobians (after failed steps, at a minimum) are not held.
+    """
     keys = [f"{claim.token[:8]}-{uuid.uuid4().hex[:8]}" for _ in points]
     pending = claim.pending + tuple(zip(keys, (dict(p) for p in points), strict=True))
-    updated = Claim(claim.token, claim.owner, claim.start, pending, time.time())
+    held = claim.held_until
+    if held == 0 and len(points) > 1:  # not a single point (the start's own residual)
+        held = n_finished + len(points) + 1
+    updated = Claim(claim.token, claim.owner, claim.start, pending, time.time(), held)
     _write(study, updated)
     return updated
+
+
+def plateau_held(study: optuna.Study) -> Callable[[StudyView], bool]:
+    """For :func:`~gen_loop.search.workers.decide`: whether a live refinement's first
+    Jacobian holds the plateau rule back (see :func:`post`)."""
+
+    def held(view: StudyView) -> bool:
+        claim = current(study)
+        return claim is not None and len(view.finished) < claim.held_until
+
+    return held
 
 
 def beat(study: optuna.Study, claim: Claim) -> Claim:
@@ -140,7 +169,7 @@ def beat(study: optuna.Study, claim: Claim) -> Claim:
         return claim
     if time.time() - fresh.beat < BEAT_S:
         return fresh
-    updated = Claim(fresh.token, fresh.owner, fresh.start, fresh.pending, time.time())
+    updated = dataclasses.replace(fresh, beat=time.time())
     _write(study, updated)
     return updated
 
@@ -153,7 +182,7 @@ def enqueue_next(study: optuna.Study, claim: Claim) -> str | None:
     (key, params), rest = claim.pending[0], claim.pending[1:]
     attrs = {STAGE_ATTR: "refine", REFINE_ID_ATTR: claim.token, REFINE_KEY_ATTR: key}
     study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
-    _write(study, Claim(claim.token, claim.owner, claim.start, rest, claim.beat))
+    _write(study, dataclasses.replace(claim, pending=rest))
     return key
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,15 +225,22 @@ class Decision:
     convergence: Convergence
 
 
-def decide(study: optuna.Study, convergence: Convergence, elapsed_s: float) -> Decision:
+def decide(
+    study: optuna.Study,
+    convergence: Convergence,
+    elapsed_s: float,
+    plateau_held: Callable[[StudyView], bool] | None = None,
+) -> Decision:
     """Read the shared study and judge the stop rule and the budget on it.
 
     The one stop decision of the search: the sampler's loop and the refinement stage both
     take it before each trial (under the study mutex). Dead workers' trials are failed and
-    re-queued first.
+    re-queued first. ``plateau_held(view)`` True holds the plateau rule back for now
+    (:func:`gen_loop.search.refine_claim.plateau_held`).
     """
     fail_dead_trials(study)
     view = StudyView.of(study)
     shared = view.convergence(convergence)
-    reason = shared.stop_reason(elapsed_s)
+    held = plateau_held is not None and plateau_held(view)
+    reason = shared.stop_reason(elapsed_s, plateau=not held)
     return Decision(reason, view.asked < convergence.n_trials, view, shared)

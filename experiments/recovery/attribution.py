@@ -1,0 +1,165 @@
+"""Issue 11, mismatch: which rule names the unsearched parameters a target differs in?
+
+Usage (after ``any_camera.py --arm default --cameras 100-109`` wrote the runs' results):
+
+    .venv/bin/python experiments/recovery/attribution.py --cameras 100-109
+
+For each mismatch target (a camera of the recovery design that also differs in gamma,
+saturation and sensor noise, which the default space does not search), the finite-difference
+effects at the run's best point are measured once, as the loop measures them
+(:func:`gen_loop.search.attribution.measure_effects`: the run's 32-image batch from scene seed
+0, one render per searched and per unsearched parameter), and two rules rank the suspects on
+the very same effects:
+
+- ``independent`` (the rule until this session): each candidate's share is what it alone adds
+  to an unbounded linear fit of the residual on the searched parameters; a candidate whose fit
+  wants it past its bound gets 0;
+- ``stepwise`` (:func:`gen_loop.search.attribution.rank`): bounded least squares, candidates
+  added greedily, each share what it adds to the searched ones and the suspects before it.
+
+A target counts as right when both named suspects (the top two with a share of at least
+``MIN_SHARE``) are among its three true differences. Targets 100-104 were seen while the
+stepwise rule was designed; 105-109 were drawn afterwards and never tuned on.
+Writes ``attribution.json`` beside this script and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from any_camera import OUT, UNSEARCHED, _camera_list, hidden_of, target_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
+from _demo import load_demo
+
+from gen_loop.search.attribution import (
+    MIN_SHARE,
+    Effects,
+    Suspect,
+    measure_effects,
+    rank,
+    unsearched_numeric,
+)
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "attribution.json"
+SEEN = range(100, 105)  # the targets the stepwise rule was designed on
+
+
+def independent(effects: Effects) -> list[Suspect]:
+    """The former rule, on the same effects (kept here for the comparison only)."""
+    r = effects.residual
+    norm2 = float(r @ r)
+    base = effects.searched
+    base_fit = _explained(base, r)
+    out = []
+    for name, (column, low, high, spec) in effects.candidates.items():
+        assert spec.low is not None and spec.high is not None
+        if column is None or norm2 == 0.0 or not np.any(column):
+            out.append(Suspect(name, 0.0, 0, spec.low, spec.high))
+            continue
+        fit = np.column_stack([base, column])
+        share = max(_explained(fit, r) - base_fit, 0.0) / norm2
+        direction = 1 if np.linalg.lstsq(fit, r, rcond=None)[0][-1] < 0 else -1
+        if (direction < 0 and low >= 0.0) or (direction > 0 and high <= 0.0):
+            share = 0.0  # past its bound
+        out.append(Suspect(name, share, direction, spec.low, spec.high))
+    return sorted(out, key=lambda s: -s.share)
+
+
+def _explained(columns: np.ndarray, r: np.ndarray) -> float:
+    fitted = columns @ np.linalg.lstsq(columns, r, rcond=None)[0]
+    return float(fitted @ fitted)
+
+
+def named(suspects: list[Suspect]) -> list[Suspect]:
+    return [s for s in suspects[:2] if s.share >= MIN_SHARE]
+
+
+def one_target(camera: int) -> dict[str, Any]:
+    """Measure the effects at the run's best point and rank them both ways."""
+    run = json.loads((OUT / f"default_c{camera}_s0.json").read_text())
+    hidden = hidden_of(camera)
+    demo = load_demo(
+        [
+            f"target.demo.seed={target_seed(camera)}",
+            *[
+                f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
+                for k, v in hidden.items()
+            ],
+        ]
+    )
+    n, seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
+    params = {**demo.base_params, **run["best_params"]}
+
+    def residual_at(p: dict[str, Any]) -> np.ndarray:
+        return demo.scorer.residual(demo.embed_at(p, n, seed))  # type: ignore[attr-defined]
+
+    candidates = unsearched_numeric(
+        demo.generator.parameters, set(demo.space.distributions), set(demo.space.fixed)
+    )
+    effects = measure_effects(residual_at(params), params, candidates, demo.ranges, residual_at)
+    out: dict[str, Any] = {
+        "camera": camera,
+        "seen": camera in SEEN,
+        "unsearched": {k: hidden[k] for k in UNSEARCHED},
+        "best_over_floor": run["best_over_floor"],
+        "loop_named": [s["name"] for s in run["unsearched_suspects"] or []][:2],
+    }
+    for rule, ranking in (("independent", independent(effects)), ("stepwise", rank(effects))):
+        chosen = named(ranking)
+        out[rule] = {
+            "ranking": [(s.name, round(s.share, 4), s.direction) for s in ranking],
+            "named": [s.name for s in chosen],
+            "right": sum(s.name in UNSEARCHED for s in chosen),
+        }
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| target | seen | unsearched (hidden) | best/floor | independent: named (share) | "
+        "right | stepwise: named (share) | right |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cells = []
+        for rule in ("independent", "stepwise"):
+            shares = dict((n, s) for n, s, _ in r[rule]["ranking"])
+            text = ", ".join(f"{n} {100 * shares[n]:.0f}%" for n in r[rule]["named"]) or "none"
+            cells += [text, f"{r[rule]['right']}/2"]
+        hidden = ", ".join(f"{k} {v:g}" for k, v in r["unsearched"].items())
+        lines.append(
+            f"| {r['camera']} | {'yes' if r['seen'] else 'no'} | {hidden} | "
+            f"{r['best_over_floor']:.1f} | {' | '.join(cells)} |"
+        )
+    for rule in ("independent", "stepwise"):
+        for label, part in (
+            ("seen", [r for r in results if r["seen"]]),
+            ("held out", [r for r in results if not r["seen"]]),
+        ):
+            both = sum(r[rule]["right"] == 2 for r in part)
+            lines.append(f"\n{rule}, {label}: both named right in {both}/{len(part)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", type=_camera_list, default=list(range(100, 110)))
+    args = parser.parse_args()
+    kept = {r["camera"]: r for r in json.loads(RESULT.read_text())} if RESULT.exists() else {}
+    for camera in args.cameras:
+        kept[camera] = one_target(camera)
+        RESULT.write_text(json.dumps(sorted(kept.values(), key=lambda r: r["camera"]), indent=1))
+        print(f"target {camera}: done", flush=True)
+    print(table(sorted(kept.values(), key=lambda r: r["camera"])))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parents[1]))
+    main()
