@@ -11,15 +11,17 @@ effects at the run's best point are measured once, as the loop measures them
 0, one render per searched and per unsearched parameter), and two rules rank the suspects on
 the very same effects:
 
-- ``independent`` (the rule until this session): each candidate's share is what it alone adds
-  to an unbounded linear fit of the residual on the searched parameters; a candidate whose fit
-  wants it past its bound gets 0;
-- ``stepwise`` (:func:`gen_loop.search.attribution.rank`): bounded least squares, candidates
-  added greedily, each share what it adds to the searched ones and the suspects before it.
+- ``independent`` (the loop's rule, :func:`gen_loop.search.attribution.rank`): each
+  candidate's share is what it alone adds to an unbounded linear fit of the residual on the
+  searched parameters; a candidate whose fit wants it past its bound gets 0;
+- ``bounded``: the same, but every fit is a bounded least squares (no parameter moves past
+  its range);
+- ``stepwise``: bounded least squares, candidates added greedily, each share what it adds to
+  the searched ones and the suspects before it.
 
 A target counts as right when both named suspects (the top two with a share of at least
 ``MIN_SHARE``) are among its three true differences. Targets 100-104 were seen while the
-stepwise rule was designed; 105-109 were drawn afterwards and never tuned on.
+other two rules were designed; 105-109 were drawn afterwards and never tuned on.
 Writes ``attribution.json`` beside this script and prints the table.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,33 +51,74 @@ from gen_loop.search.attribution import (
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "attribution.json"
+EFFECTS = HERE / "runs" / "attribution"  # the measured effects (git-ignored)
 SEEN = range(100, 105)  # the targets the stepwise rule was designed on
 
 
-def independent(effects: Effects) -> list[Suspect]:
-    """The former rule, on the same effects (kept here for the comparison only)."""
+def bounded(effects: Effects) -> list[Suspect]:
+    """Each candidate alone on top of the searched parameters, every fit bounded."""
     r = effects.residual
     norm2 = float(r @ r)
-    base = effects.searched
-    base_fit = _explained(base, r)
+    base, low, high = effects.searched, effects.searched_low, effects.searched_high
+    base_fit = _bounded_fit(base, low, high, r)[0]
     out = []
-    for name, (column, low, high, spec) in effects.candidates.items():
+    for name, (column, lo, hi, spec) in effects.candidates.items():
         assert spec.low is not None and spec.high is not None
         if column is None or norm2 == 0.0 or not np.any(column):
             out.append(Suspect(name, 0.0, 0, spec.low, spec.high))
             continue
         fit = np.column_stack([base, column])
-        share = max(_explained(fit, r) - base_fit, 0.0) / norm2
-        direction = 1 if np.linalg.lstsq(fit, r, rcond=None)[0][-1] < 0 else -1
-        if (direction < 0 and low >= 0.0) or (direction > 0 and high <= 0.0):
-            share = 0.0  # past its bound
+        gain, move = _bounded_fit(fit, np.append(low, lo), np.append(high, hi), r)
+        direction = 1 if move > 0 else -1 if move < 0 else 0
+        share = max(gain - base_fit, 0.0) / norm2
         out.append(Suspect(name, share, direction, spec.low, spec.high))
     return sorted(out, key=lambda s: -s.share)
 
 
-def _explained(columns: np.ndarray, r: np.ndarray) -> float:
-    fitted = columns @ np.linalg.lstsq(columns, r, rcond=None)[0]
-    return float(fitted @ fitted)
+def stepwise(effects: Effects) -> list[Suspect]:
+    """Bounded fits, the candidates added greedily (forward stepwise selection): each share is
+    what a candidate adds to the searched parameters and the suspects before it."""
+    r = effects.residual
+    norm2 = float(r @ r)
+    columns, low, high = effects.searched, effects.searched_low, effects.searched_high
+    left = {n: c for n, c in effects.candidates.items() if c[0] is not None and np.any(c[0])}
+    explained = _bounded_fit(columns, low, high, r)[0]
+    out: list[Suspect] = []
+    while left and norm2 > 0.0:
+        gains = {}
+        for name, (column, lo, hi, _) in left.items():
+            fit = np.column_stack([columns, column])
+            gains[name] = _bounded_fit(fit, np.append(low, lo), np.append(high, hi), r)
+        name = max(gains, key=lambda n: gains[n][0])
+        gain, move = gains[name]
+        column, lo, hi, spec = left.pop(name)
+        assert spec.low is not None and spec.high is not None
+        direction = 1 if move > 0 else -1 if move < 0 else 0
+        share = max(gain - explained, 0.0) / norm2
+        out.append(Suspect(name, share, direction, spec.low, spec.high))
+        columns = np.column_stack([columns, column])
+        low, high = np.append(low, lo), np.append(high, hi)
+        explained = max(gain, explained)
+    return out
+
+
+def _bounded_fit(
+    columns: np.ndarray, low: np.ndarray, high: np.ndarray, r: np.ndarray
+) -> tuple[float, float]:
+    """How much of ``|r|^2`` the best bounded move of ``columns`` removes (``r + columns @
+    move`` minimised, each move within its range), and the last column's move."""
+    from scipy.optimize import lsq_linear
+
+    move = lsq_linear(columns, -r, bounds=(low, high + 1e-12)).x
+    rest = r + columns @ move
+    return float(r @ r - rest @ rest), float(move[-1])
+
+
+RULES: dict[str, Callable[[Effects], list[Suspect]]] = {
+    "independent": rank,
+    "bounded": bounded,
+    "stepwise": stepwise,
+}
 
 
 def named(suspects: list[Suspect]) -> list[Suspect]:
@@ -82,7 +126,7 @@ def named(suspects: list[Suspect]) -> list[Suspect]:
 
 
 def one_target(camera: int) -> dict[str, Any]:
-    """Measure the effects at the run's best point and rank them both ways."""
+    """Measure the effects at the run's best point and rank them by every rule."""
     run = json.loads((OUT / f"default_c{camera}_s0.json").read_text())
     hidden = hidden_of(camera)
     demo = load_demo(
@@ -104,6 +148,7 @@ def one_target(camera: int) -> dict[str, Any]:
         demo.generator.parameters, set(demo.space.distributions), set(demo.space.fixed)
     )
     effects = measure_effects(residual_at(params), params, candidates, demo.ranges, residual_at)
+    EFFECTS.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {
         "camera": camera,
         "seen": camera in SEEN,
@@ -111,7 +156,20 @@ def one_target(camera: int) -> dict[str, Any]:
         "best_over_floor": run["best_over_floor"],
         "loop_named": [s["name"] for s in run["unsearched_suspects"] or []][:2],
     }
-    for rule, ranking in (("independent", independent(effects)), ("stepwise", rank(effects))):
+    np.savez(
+        EFFECTS / f"c{camera}.npz",
+        residual=effects.residual,
+        searched=effects.searched,
+        names=np.array(list(effects.candidates)),
+        candidates=np.stack(
+            [
+                c if c is not None else np.zeros_like(effects.residual)
+                for c, *_ in effects.candidates.values()
+            ]
+        ),
+    )
+    rules = {name: rule(effects) for name, rule in RULES.items()}
+    for rule, ranking in rules.items():
         chosen = named(ranking)
         out[rule] = {
             "ranking": [(s.name, round(s.share, 4), s.direction) for s in ranking],
@@ -123,13 +181,14 @@ def one_target(camera: int) -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| target | seen | unsearched (hidden) | best/floor | independent: named (share) | "
-        "right | stepwise: named (share) | right |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | seen | unsearched (hidden) | best/floor | "
+        + " | ".join(f"{rule}: named (share) | right" for rule in RULES)
+        + " |",
+        "|---|---|---|---|" + "---|---|" * len(RULES),
     ]
     for r in results:
         cells = []
-        for rule in ("independent", "stepwise"):
+        for rule in RULES:
             shares = dict((n, s) for n, s, _ in r[rule]["ranking"])
             text = ", ".join(f"{n} {100 * shares[n]:.0f}%" for n in r[rule]["named"]) or "none"
             cells += [text, f"{r[rule]['right']}/2"]
@@ -138,7 +197,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['camera']} | {'yes' if r['seen'] else 'no'} | {hidden} | "
             f"{r['best_over_floor']:.1f} | {' | '.join(cells)} |"
         )
-    for rule in ("independent", "stepwise"):
+    for rule in RULES:
         for label, part in (
             ("seen", [r for r in results if r["seen"]]),
             ("held out", [r for r in results if not r["seen"]]),

@@ -3,10 +3,9 @@
 When the search stops above the noise floor, the target differs in something the search
 space does not contain. Each numeric generator parameter that was neither searched nor fixed
 is moved by a small step from the best trial's parameters (one render each), and so is each
-searched parameter (:func:`measure_effects`); a bounded linear fit of the remaining residual
-on these effects, extended one suspect at a time (:func:`rank`), ranks the suspects by the
-share of the residual's squared norm each one adds. The top ones are printed with the
-override that adds them to the search.
+searched parameter (:func:`measure_effects`); the share of the remaining residual's squared
+norm that a candidate's effect adds to the searched parameters' linear fit ranks the suspects
+(:func:`rank`). The top ones are printed with the override that adds them to the search.
 """
 
 from __future__ import annotations
@@ -31,8 +30,8 @@ class Suspect:
 
     Attributes:
         name: the generator parameter.
-        share: the share of the residual's squared norm that moving it removes, beyond the
-            searched parameters and the suspects ranked before it.
+        share: the share of the residual's squared norm that moving it (and the searched
+            parameters) removes, beyond what the searched parameters alone remove.
         direction: +1 if the target looks like a larger value, -1 a smaller one.
         low: the generator's range, for the suggested override.
         high: see ``low``.
@@ -131,43 +130,33 @@ def measure_effects(
 
 
 def rank(effects: Effects) -> list[Suspect]:
-    """Rank the candidates by what each adds, in turn, to the fit of the residual.
+    """Rank the candidates by the share of the residual each one explains.
 
     The searched parameters have already absorbed what they could, often by compensating for
-    the unsearched difference (a higher contrast for a gamma): the fit starts from them. Then,
-    greedily (forward stepwise selection), the candidate that removes the most of what is
-    left comes next, and its share is what it adds to the searched ones and the suspects
-    before it. So two candidates with the same effect are not both blamed, and the second
-    suspect is the one that explains what the first cannot. Every fit is a bounded linear
-    least squares: no parameter moves past its range (a blur below 0 explains nothing).
+    the unsearched difference (a higher contrast for a gamma): a candidate's share is what it
+    adds to the searched parameters' own linear fit of the residual, so a parameter whose
+    effect the searched ones can mimic is not blamed for what they cannot fix. A candidate
+    whose fit wants it past its bound (a blur below 0) gets no share. Bounded fits and a
+    stepwise ranking named the right pair less often (experiments/recovery/ATTRIBUTION.md).
     """
     r = effects.residual
     norm2 = float(r @ r)
-    columns, low, high = effects.searched, effects.searched_low, effects.searched_high
-    left = {n: c for n, c in effects.candidates.items() if c[0] is not None and np.any(c[0])}
-    explained = _bounded_explained(columns, low, high, r)
-    out: list[Suspect] = []
-    while left and norm2 > 0.0:
-        gains = {}
-        for name, (column, lo, hi, _) in left.items():
-            assert column is not None
-            fit = np.column_stack([columns, column])
-            gains[name] = _bounded_fit(fit, np.append(low, lo), np.append(high, hi), r)
-        name = max(gains, key=lambda n: gains[n][0])
-        gain, move = gains[name]
-        column, lo, hi, spec = left.pop(name)
-        assert spec.low is not None and spec.high is not None and column is not None
-        share = max(gain - explained, 0.0) / norm2
-        direction = 1 if move > 0 else -1 if move < 0 else 0
-        out.append(Suspect(name, share, direction, spec.low, spec.high))
-        columns = np.column_stack([columns, column])
-        low, high = np.append(low, lo), np.append(high, hi)
-        explained = max(gain, explained)
-    for name, (_, _, _, spec) in effects.candidates.items():
-        if name not in {s.name for s in out}:
-            assert spec.low is not None and spec.high is not None
+    base = effects.searched
+    base_fit = _explained(base, r)
+    out = []
+    for name, (column, low, high, spec) in effects.candidates.items():
+        assert spec.low is not None and spec.high is not None
+        if column is None or norm2 == 0.0 or not np.any(column):
             out.append(Suspect(name, 0.0, 0, spec.low, spec.high))
-    return out
+            continue
+        fit = np.column_stack([base, column])
+        share = max(_explained(fit, r) - base_fit, 0.0) / norm2
+        # The fit moves the candidate by -coef: the target looks like the other direction.
+        direction = 1 if np.linalg.lstsq(fit, r, rcond=None)[0][-1] < 0 else -1
+        if (direction < 0 and low >= 0.0) or (direction > 0 and high <= 0.0):
+            share = 0.0  # the fit wants it past its bound: not the cause
+        out.append(Suspect(name, share, direction, spec.low, spec.high))
+    return sorted(out, key=lambda s: -s.share)
 
 
 def attribute(
@@ -188,29 +177,15 @@ def attribute(
             one per searched parameter and one per candidate).
 
     Returns:
-        Every candidate, the most responsible first (:func:`rank`).
+        Every candidate, largest share first (:func:`rank`).
     """
     return rank(measure_effects(residual, params, candidates, searched, evaluate))
 
 
-def _bounded_fit(
-    columns: np.ndarray, low: np.ndarray, high: np.ndarray, r: np.ndarray
-) -> tuple[float, float]:
-    """How much of ``|r|^2`` the best bounded move of ``columns`` removes, and the last
-    column's move (``r + columns @ move`` is minimised)."""
-    from scipy.optimize import lsq_linear
-
-    if columns.shape[1] == 0:
-        return 0.0, 0.0
-    move = lsq_linear(columns, -r, bounds=(low, high + 1e-12)).x
-    rest = r + columns @ move
-    return float(r @ r - rest @ rest), float(move[-1])
-
-
-def _bounded_explained(
-    columns: np.ndarray, low: np.ndarray, high: np.ndarray, r: np.ndarray
-) -> float:
-    return _bounded_fit(columns, low, high, r)[0]
+def _explained(columns: np.ndarray, r: np.ndarray) -> float:
+    """The squared norm of ``r``'s projection on the span of ``columns``."""
+    fitted = columns @ np.linalg.lstsq(columns, r, rcond=None)[0]
+    return float(fitted @ fitted)
 
 
 def named(suspects: Sequence[Mapping[str, Any]], top: int = 2) -> list[Mapping[str, Any]]:
