@@ -52,6 +52,10 @@ def test_one_worker_owns_the_refinement_and_its_points_become_trials_when_taken(
     study.tell(trial, 1.0)
     assert list(refine_claim.results(study, claim.token)) == [keys[0]]
 
+    # The owner's copy still lists the taken point: posting the next one must not repeat it.
+    stale = refine_claim.post(study, claim, [{"x": 0.3}], n_finished=1)
+    assert [key for key, _ in stale.pending][0] == keys[1] and len(stale.pending) == 2
+
     refine_claim.release(study, claim, spent=True)
     assert refine_claim.current(study) is None
     assert refine_claim.spent_trials(study) == {3, trial.number}

@@ -141,6 +141,9 @@ def post(
     that stalled must not end the search halfway through the Jacobian that would end the
     stall. Later Jacobians (after failed steps, at a minimum) are not held.
     """
+    fresh = current(study)  # the owner's copy may list points another worker took since
+    if fresh is not None and fresh.token == claim.token:
+        claim = fresh
     keys = [f"{claim.token[:8]}-{uuid.uuid4().hex[:8]}" for _ in points]
     pending = claim.pending + tuple(zip(keys, (dict(p) for p in points), strict=True))
     held = claim.held_until
