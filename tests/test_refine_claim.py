@@ -54,7 +54,7 @@ def test_one_worker_owns_the_refinement_and_its_points_become_trials_when_taken(
 
     # The owner's copy still lists the taken point: posting the next one must not repeat it.
     stale = refine_claim.post(study, claim, [{"x": 0.3}], n_finished=1)
-    assert [key for key, _ in stale.pending][0] == keys[1] and len(stale.pending) == 2
+    assert stale.pending[0][0] == keys[1] and len(stale.pending) == 2
 
     refine_claim.release(study, claim, spent=True)
     assert refine_claim.current(study) is None
