@@ -196,6 +196,8 @@ def test_two_workers_share_one_refinement_without_repeating_a_point(
     assert len(set(points)) == len(points)  # no point rendered twice
     refined = [t for t in done if t.user_attrs.get("stage") == "refine"]
     assert refined
+    keys = [t.user_attrs[refine_claim.REFINE_KEY_ATTR] for t in refined]
+    assert len(set(keys)) == len(keys)  # each posted point ran once
     assert len({t.user_attrs[refine_claim.REFINE_ID_ATTR] for t in refined}) >= 1
     runners = {t.user_attrs[WORKER_ATTR]["pid"] for t in refined}
     assert len(runners) == 2  # the Jacobian's points were shared
