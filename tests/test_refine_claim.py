@@ -158,8 +158,16 @@ def test_a_helping_worker_runs_the_posted_points_and_waits_during_steps(
     assert space.suggest(trial) == {"fisheye": 0.25} and trial.user_attrs["refine_id"] == "t"
     # The helper's own best is not refined while another worker's refinement is live.
     study.tell(trial, 0.5)
-    assert helper.start_point(_view(study)) is None
+    assert helper.start_point(_view(study)) == (None, False)
     assert len(messages) == 1  # said once per refinement
+
+    study.set_user_attr(refine_claim.CLAIM_ATTR, None)  # the other worker's refinement ended
+    running = study.ask()
+    assert helper.start_point(_view(study)) == (None, True)  # it may be the better start
+    study.tell(running, 0.4)
+    best, wait = helper.start_point(_view(study))
+    assert best is not None and best.number == running.number and not wait
+    assert helper.claim is not None and helper.claim.start == running.number
 
 
 def _view(study: optuna.Study):  # type: ignore[no-untyped-def]

@@ -6,11 +6,12 @@ Usage:
 For hidden cameras of the any-camera design (``any_camera.py``), the default search runs with
 its floor stop switched off (``search.floor_factor=0.01``, ``search.patience=100``) for
 ``--trials`` trials, so the Gauss-Newton refinement goes on past the floor. From the study,
-per camera: the best trial when the best first reached 1.5 x the noise floor (where the
-default stops) and the best trial at the end, each with its distance / floor and its error
-``|found - hidden| / range`` on the five identifiable parameters (vignetting left out: the
-embedding does not see it, ANY_CAMERA.md). Writes ``polish.json`` beside this script and
-prints the table.
+per camera, the best trial where each stop rule would have stopped: the first best at or
+below 1.5 x the noise floor (the default), 1.2 x, 1 x, 0.8 x, and 3, 6, 10 trials after the
+first at 1.5 x; each with its distance / floor and its largest error ``|found - hidden| /
+range`` over the five identifiable parameters (vignetting left out: the embedding does not
+see it, ANY_CAMERA.md). ``--table`` only analyses the kept runs (``runs/polish/``). Writes
+``polish.json`` beside this script and prints the table.
 """
 
 from __future__ import annotations
@@ -31,18 +32,17 @@ from _demo import gen_loop_command
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "polish.json"
 FLOOR_FACTOR = 1.5
+FACTORS = (1.5, 1.2, 1.0, 0.8)  # stop rules: the first best at or below this x the floor
+EXTRA = (3, 6, 10)  # ... or this many trials after the first best at 1.5 x
 UNSEEN = "vignetting"
 
 
-def run_camera(camera: int, n_trials: int) -> dict[str, Any]:
-    """The default search on ``camera`` without the floor stop; the two bests' errors."""
-    import optuna
-
+def run_camera(camera: int, n_trials: int) -> None:
+    """The default search on ``camera`` without the floor stop, into ``runs/polish/c<camera>``."""
     run_dir = RUNS / "polish" / f"c{camera}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    hidden = hidden_of(camera)
     cmd = gen_loop_command(
         "run",
         f"search.n_trials={n_trials}",
@@ -53,73 +53,85 @@ def run_camera(camera: int, n_trials: int) -> dict[str, Any]:
         "selection.pool_size=32",
         "tracking.trial_images=0",
         f"target.demo.seed={target_seed(camera)}",
-        *[f"target.demo.params.{k}={v}" for k, v in hidden.items()],
+        *[f"target.demo.params.{k}={v}" for k, v in hidden_of(camera).items()],
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"hydra.run.dir={run_dir}",
     )
-    summary, _, _ = run_loop(cmd, run_dir, f"polish camera {camera}")
+    run_loop(cmd, run_dir, f"polish camera {camera}")
+
+
+def analyse(camera: int) -> dict[str, Any]:
+    """The best-so-far's errors along the run: where each stop rule would have stopped."""
+    import optuna
+
+    run_dir = RUNS / "polish" / f"c{camera}"
+    summary = json.loads((run_dir / "summary.json").read_text())
     floor = float(summary["noise_floor"]["mean"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = sorted(
         (t for t in study.trials if "distance" in t.user_attrs), key=lambda t: t.number
     )
-    ranges = search_space()
-    best, at_floor = None, None
+    hidden, ranges = hidden_of(camera), search_space()
+    curve = []  # the best so far after each trial: (trial number, over floor, max error, n ok)
+    best = None
     for trial in trials:
         if best is None or trial.user_attrs["distance"] < best.user_attrs["distance"]:
             best = trial
-        if at_floor is None and best.user_attrs["distance"] <= FLOOR_FACTOR * floor:
-            at_floor = best
-
-    def point(trial: Any) -> dict[str, Any] | None:
-        if trial is None:
-            return None
         errors = {
-            name: abs(float(trial.params[name]) - float(hidden[name])) / (hi - lo)
+            name: abs(float(best.params[name]) - float(hidden[name])) / (hi - lo)
             for name, (lo, hi) in ranges.items()
+            if name != UNSEEN
         }
-        seen = {k: v for k, v in errors.items() if k != UNSEEN}
-        return {
-            "trial": trial.number,
-            "stage": trial.user_attrs.get("stage"),
-            "over_floor": trial.user_attrs["distance"] / floor,
-            "errors": errors,
-            "max_identifiable": max(seen.values()),
-            "within_3pct": sum(v <= 0.03 for v in seen.values()),
-        }
-
+        curve.append(
+            (
+                trial.number,
+                best.user_attrs["distance"] / floor,
+                max(errors.values()),
+                sum(v <= 0.03 for v in errors.values()),
+            )
+        )
+    points: dict[str, Any] = {}
+    for factor in FACTORS:
+        at = next((i for i, c in enumerate(curve) if c[1] <= factor), None)
+        points[f"first <= {factor:g}x"] = None if at is None else curve[at]
+        if factor == FLOOR_FACTOR and at is not None:
+            for extra in EXTRA:
+                points[f"1.5x + {extra}"] = curve[min(at + extra, len(curve) - 1)]
+    points["end"] = curve[-1]
+    ok = next((c for c in curve if c[3] == 5), None)
     return {
         "camera": camera,
         "hidden": hidden,
-        "n_trials": len(trials),
         "floor": floor,
-        "at_1.5x": point(at_floor),
-        "end": point(best),
+        "points": points,
+        "all_within_3pct_first": ok,
     }
 
 
 def table(results: list[dict[str, Any]]) -> str:
+    keys = list(results[0]["points"])
     lines = [
-        "| camera | at 1.5x floor: trial, best/floor, max error, params within 3% | "
-        "end: trial, best/floor, max error, params within 3% |",
-        "|---|---|---|",
+        "| camera | " + " | ".join(keys) + " | first with all five within 3% |",
+        "|---|" + "---|" * (len(keys) + 1),
     ]
+
+    def cell(c: Any) -> str:
+        return "-" if c is None else f"{c[0] + 1}: {c[1]:.2f}x, {100 * c[2]:.1f}% ({c[3]}/5)"
+
     for r in results:
-        cells = []
-        for key in ("at_1.5x", "end"):
-            p = r[key]
-            cells.append(
-                "not reached"
-                if p is None
-                else f"{p['trial']}, {p['over_floor']:.2f}, {p['max_identifiable']:.3f}, "
-                f"{p['within_3pct']}/5"
-            )
-        lines.append(f"| {r['camera']} | {' | '.join(cells)} |")
-    both = [r for r in results if r["at_1.5x"] is not None]
-    for key in ("at_1.5x", "end"):
-        all5 = sum(r[key]["within_3pct"] == 5 for r in both)
-        lines.append(f"\n{key}: all five within 3 % in {all5}/{len(both)}")
+        cells = [cell(r["points"].get(k)) for k in keys]
+        lines.append(
+            f"| {r['camera']} | {' | '.join(cells)} | {cell(r['all_within_3pct_first'])} |"
+        )
+    lines.append(
+        "\ncell: trials run, best / floor, largest error of the five identifiable parameters "
+        "(share of the range), how many of the five are within 3 %"
+    )
+    for k in keys:
+        reached = [r["points"][k] for r in results if r["points"].get(k) is not None]
+        all5 = sum(c[3] == 5 for c in reached)
+        lines.append(f"{k}: all five within 3 % in {all5}/{len(results)} (reached {len(reached)})")
     return "\n".join(lines)
 
 
@@ -127,15 +139,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", type=_camera_list, default=[0, 4, 9, 16, 18, 20])
     parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--table", action="store_true", help="only analyse the kept runs")
     args = parser.parse_args()
-    kept = {r["camera"]: r for r in json.loads(RESULT.read_text())} if RESULT.exists() else {}
-    for camera in args.cameras:
-        if camera in kept:
-            continue
-        kept[camera] = run_camera(camera, args.trials)
-        RESULT.write_text(json.dumps(sorted(kept.values(), key=lambda r: r["camera"]), indent=1))
-        print(f"camera {camera}: done", flush=True)
-    print(table(sorted(kept.values(), key=lambda r: r["camera"])))
+    for camera in [] if args.table else args.cameras:
+        if not (RUNS / "polish" / f"c{camera}" / "summary.json").exists():
+            run_camera(camera, args.trials)
+            print(f"camera {camera}: done", flush=True)
+    done = sorted(int(p.parent.name[1:]) for p in (RUNS / "polish").glob("c*/summary.json"))
+    results = [analyse(camera) for camera in done]
+    RESULT.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -202,8 +202,9 @@ class RefineConfig:
     # finite-difference Jacobian, then one trial a step) | lsq: scipy's bounded trust-region
     # least squares (a finite-difference Jacobian every step) | auto: gn when the scorer has a
     # residual vector (centroid zscore_l2 / l2), else none. Every evaluation is a trial of the
-    # study. From the vector_gp start, gn reached 1.5 x the floor in a median of N trials
-    # (experiments/recovery/RESULTS.md); TPE 50 + lsq in 65 (LOOP_REFINE.md).
+    # study. From the vector_gp start, gn reached 1.5 x the floor in a median of 24 trials
+    # (experiments/recovery/ANY_CAMERA.md); TPE 50 + lsq in 65 (LOOP_REFINE.md). Several
+    # workers share one refinement (gen_loop/search/refine_claim.py).
     method: RefineMethod = RefineMethod.auto
     # Switch from the sampler to the refinement after this many finished trials (the 10-trial
     # Sobol start and 6 model-based trials of vector_gp; search=tpe: 50).

@@ -79,30 +79,34 @@ class Refiner:
     def __post_init__(self) -> None:
         self.done = self.setup.refine.method == "none"
 
-    def start_point(self, view: StudyView) -> FrozenTrial | None:
-        """The study's best trial when this worker should switch to refining now (and has
-        claimed the refinement), else None.
+    def start_point(self, view: StudyView) -> tuple[FrozenTrial | None, bool]:
+        """Whether this worker switches to refining now: ``(best, False)`` with the study's
+        best trial once it has claimed the refinement from it, ``(None, True)`` to wait for
+        the other workers' running trials first (one of them may be the better start), and
+        ``(None, False)`` to go on sampling.
 
         Enqueued trials (priors, a dead worker's re-queued trial) are run first: one of them
         may be the best start. Call under the study mutex.
         """
         if self.done or len(view.finished) < self.setup.refine.after:
-            return None
+            return None, False
         if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return None
+            return None, False
         done = [t for t in view.finished if t.state == TrialState.COMPLETE and t.value is not None]
         if not done:
-            return None
+            return None, False
         if not self.setup.scorer.has_residual:
             # auto: only where the metric allows it (lsq with another metric is a config error)
             log.info("search.refine: %r has no residual vector; not refining", self.setup.scorer)
             self.done = True
-            return None
+            return None, False
         best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
         if best.number in refine_claim.spent_trials(self.study):
-            return None  # refined already: a sampler trial must find a new best first
+            return None, False  # refined already: a sampler trial must find a new best first
+        if view.running > 0:
+            return None, True
         self.claim = refine_claim.take_over(self.study, best.number)
-        return None if self.claim is None else best
+        return (None, False) if self.claim is None else (best, False)
 
     def help(self) -> tuple[optuna.Trial | None, bool]:
         """Another worker's refinement: a trial of it to run now, or whether to wait for it.

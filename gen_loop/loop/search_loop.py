@@ -93,14 +93,14 @@ def search(
                 if now.stop_reason is None and now.budget_left:
                     trial, wait = refiner.help()  # another worker's refinement first
                     if trial is None and not wait:
-                        refine_from = refiner.start_point(now.view)
-                        if refine_from is None:
+                        refine_from, wait = refiner.start_point(now.view)
+                        if refine_from is None and not wait:
                             trial = ask(study)
             if now.stop_reason is not None:
                 return SearchOutcome(now.stop_reason, now.view.n_failed)
             if refine_from is not None:
                 error = refiner.run(refine_from)
-            elif wait:  # its owner takes a one-trial step: a trial here would be spent for naught
+            elif wait:  # a refinement's one-trial step, or its start waits for running trials
                 time.sleep(refiner.poll_s)
                 continue
             elif trial is None:  # the budget is all asked: wait for the other workers
