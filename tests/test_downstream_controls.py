@@ -75,10 +75,13 @@ def test_per_scene_renders_scene_j_with_camera_j(run: ModuleType) -> None:
 def test_augmentation_check(run: ModuleType) -> None:
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    defaults = {k: DEFAULT_CFG_DICT[k] for k in run.TRAIN_ARGS}
+    defaults = {k: DEFAULT_CFG_DICT[k] for k in run.TRAIN_ARGS} | {"epochs": 8}
     run.check_augmentation("aug", defaults | {"close_mosaic": 0})
     with pytest.raises(SystemExit, match="close_mosaic"):
         run.check_augmentation("aug", defaults)  # mosaic closed before the first of 8 epochs
+    run.check_augmentation("augnm", defaults)
+    with pytest.raises(SystemExit, match="close_mosaic"):
+        run.check_augmentation("augnm", defaults | {"close_mosaic": 0})
     off = dict.fromkeys(("mosaic", "hsv_h", "hsv_s", "hsv_v", "scale", "translate"), 0.0)
     run.check_augmentation("b", defaults | off)
     with pytest.raises(SystemExit, match="hsv_s"):

@@ -26,10 +26,11 @@ NAMES = {
     "cams": "(cams) 8 best cameras, random per scene",
     "dr": "(dr) domain randomisation over the search space",
     "aug": "(aug) (b) + ultralytics augmentation",
+    "augnm": "(augnm) (aug) without mosaic",
     "d": "(d) best params, selected (loop)",
     "e": "(e) oracle: target camera, labeled",
 }
-ORDER = ("a", "b", "c", "cams", "dr", "aug", "d", "e")
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "e")
 #: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
 RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
@@ -127,7 +128,7 @@ def verdict(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> str:
 
 def seed_loop(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> dict[str, Any] | None:
     """The loop record of ``seed`` (any condition that used the loop run has it)."""
-    for c in ("d", "c", "cams", "b", "dr", "aug", "e"):
+    for c in ("d", "c", "cams", "b", "dr", "aug", "augnm", "e"):
         rec = conds.get(c, {}).get(seed)
         if rec is not None and "loop" in rec:
             return dict(rec["loop"])
@@ -247,6 +248,7 @@ COLOURS = {
     "cams": "#e5ae38",
     "dr": "#8172b3",
     "aug": "#64b5cd",
+    "augnm": "#a6d8e8",
     "d": "#c44e52",
     "e": "#55a868",
 }

@@ -21,6 +21,8 @@ Conditions (the same base detector, fine-tune settings and number of training im
     aug   ultralytics' standard augmentation on (b)'s images: ``finetune.augment=true`` (its
           default HSV, flips, scale, translate, mosaic) and mosaic kept on in every epoch
           (ultralytics' ``close_mosaic=10`` would switch it off for the whole 8-epoch run)
+    augnm (aug) as ultralytics runs it by default for 8 epochs: ``finetune.augment=true`` alone,
+          so HSV, flips, scale and translate, but mosaic closed from the first epoch
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -73,10 +75,13 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug")
+CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm")
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
-CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {"aug": ("finetune.augment=true",)}
+CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "aug": ("finetune.augment=true",),
+    "augnm": ("finetune.augment=true",),
+}
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
 ULTRALYTICS_DEFAULTS: dict[str, dict[str, object]] = {"aug": {"close_mosaic": 0}}
@@ -282,6 +287,7 @@ def run_condition(
         params = {
             "b": dict(base_params),
             "aug": dict(base_params),
+            "augnm": dict(base_params),
             "c": best,
             "e": {**base_params, **(target.hidden_params or {})},
         }[condition]
@@ -354,13 +360,15 @@ def trainer_arguments(args_yaml: Path) -> dict[str, Any]:
 
 
 def check_augmentation(condition: str, args: Mapping[str, Any]) -> None:
-    """Stop if (aug) did not train with ultralytics' augmentation, or another condition did."""
+    """Stop if (aug) / (augnm) did not train with ultralytics' augmentation (mosaic on in
+    every epoch / closed from the first), or another condition did."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
     hsv = ("hsv_h", "hsv_s", "hsv_v", "scale", "translate", "fliplr")
-    if condition == "aug":
+    if condition in ("aug", "augnm"):
         wrong = {k: args[k] for k in hsv if args[k] != DEFAULT_CFG_DICT[k]}
-        if args["mosaic"] != DEFAULT_CFG_DICT["mosaic"] or args["close_mosaic"] != 0:
+        closed = args["close_mosaic"] >= args["epochs"]
+        if args["mosaic"] != DEFAULT_CFG_DICT["mosaic"] or closed != (condition == "augnm"):
             wrong |= {"mosaic": args["mosaic"], "close_mosaic": args["close_mosaic"]}
     else:
         wrong = {k: args[k] for k in ("mosaic", *hsv[:5]) if args[k] != 0}
