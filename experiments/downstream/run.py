@@ -263,18 +263,21 @@ def run_condition(
     scorer = CentroidScorer(cfg.score.metric).fit(target_emb)  # the loop's default scorer
     best = summary["all_params"]
     candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
-    # The loop's own selection: its size fixes the training-set size of every condition.
-    selection = select_pool(
-        generator,
-        embedder,
-        scorer,
-        best,
-        cfg.selection,
-        cfg.finetune.val_fraction,
-        out_dir / "selected",
-        candidates[1:],
-    )
-    n = len(selection.batch)
+    selection = None
+    if condition == "d" or cfg.selection.method != "camera":
+        selection = select_pool(
+            generator,
+            embedder,
+            scorer,
+            best,
+            cfg.selection,
+            cfg.finetune.val_fraction,
+            out_dir / "selected",
+            candidates[1:],
+        )
+    # The loop's own selection size fixes the training-set size of every condition;
+    # selection=camera keeps every pool scene once, so there it is pool_size.
+    n = cfg.selection.pool_size if selection is None else len(selection.batch)
     pool = Pool(generator, embedder, scorer, cfg, seed, out_dir)
     if condition == "cams":
         selection = pool.random_cameras(candidates)
@@ -292,6 +295,7 @@ def run_condition(
             "e": {**base_params, **(target.hidden_params or {})},
         }[condition]
         selection = pool.random_subset(params, n)
+    assert selection is not None
     n_replay = add_replay(
         selection, generator, dict(base_params), cfg.finetune, cfg.selection.pool_seed + 7919
     )
