@@ -1,9 +1,9 @@
-"""Does the loop pay off? One fine-tune of the base detector per invocation.
+"""Does the loop pay off? Fine-tunes of the base detector, one per condition and seed.
 
-Usage (run under the shared CPU lock; each call is one condition and one seed):
+Usage (run under the shared CPU lock; each call is one seed and one or more conditions):
 
     flock /tmp/gen_loop_cpu.lock .venv/bin/python experiments/downstream/run.py \
-        --condition d --seed 0 [--target demo|dashcam_dusk|cctv_fog] [--tag NAME] \
+        --condition d [b ...] --seed 0 [--target demo|dashcam_dusk|cctv_fog] [--tag NAME] \
         [--override KEY=VALUE ...]
 
 Conditions (the same base detector, fine-tune settings and number of training images):
@@ -160,7 +160,9 @@ def result_path(tag: str, target: str, condition: str, seed: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--condition", choices=CONDITIONS, required=True)
+    parser.add_argument(
+        "--condition", choices=CONDITIONS, nargs="+", required=True, help="one or more, in turn"
+    )
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--target", choices=TARGETS, default="demo")
     parser.add_argument("--tag", default="default", help="result name prefix (a variant)")
@@ -173,12 +175,16 @@ def main() -> None:
         ("MLFLOW_DISABLE_TELEMETRY", "true"),
     ):
         os.environ.setdefault(key, value)
+    for condition in args.condition:
+        run_one(args, condition)
+
+
+def run_one(args: argparse.Namespace, condition: str) -> None:
+    """Run ``condition`` with the command line's seed, target and overrides; write its record."""
     start = time.perf_counter()
-    result = run_condition(
-        args.condition, args.seed, args.override, args.loop_override, args.target
-    )
+    result = run_condition(condition, args.seed, args.override, args.loop_override, args.target)
     result.update(
-        condition=args.condition,
+        condition=condition,
         seed=args.seed,
         target=args.target,
         tag=args.tag,
@@ -186,12 +192,12 @@ def main() -> None:
         loop_overrides=args.loop_override,
         wall_s=time.perf_counter() - start,
     )
-    out = result_path(args.tag, args.target, args.condition, args.seed)
+    out = result_path(args.tag, args.target, condition, args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     m = result["metrics"]
     print(
-        f"{args.tag} {args.target} {args.condition} seed {args.seed}: mAP50 {m['map50']:.3f} "
+        f"{args.tag} {args.target} {condition} seed {args.seed}: mAP50 {m['map50']:.3f} "
         f"mAP50-95 {m['map50_95']:.3f} pedestrian AP50 {m.get('ap50_pedestrian', 0.0):.3f} "
         f"({result['wall_s']:.0f} s) -> {out}",
         flush=True,
