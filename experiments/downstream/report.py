@@ -23,18 +23,40 @@ NAMES = {
     "a": "(a) base, no fine-tune",
     "b": "(b) default-parameter synthetic",
     "c": "(c) best params, no selection",
+    "cams": "(cams) 8 best cameras, random per scene",
+    "dr": "(dr) domain randomisation over the search space",
+    "aug": "(aug) (b) + ultralytics augmentation",
+    "augnm": "(augnm) (aug) without mosaic",
     "d": "(d) best params, selected (loop)",
     "e": "(e) oracle: target camera, labeled",
-    "f": "(f) 8 best cameras, random per scene",
 }
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "e")
+#: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
+RENAMED = {"f": "cams"}
+#: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
+#: not depend on the loop run or the selection.
+BORROWABLE = ("a", "b", "e")
+#: Searched parameters the pooled embedding cannot identify (experiments/recovery).
+UNIDENTIFIABLE = ("vignetting",)
+#: A demo seed's search is in the wrong basin when an identifiable parameter is off by more.
+WRONG_BASIN = 0.10
+
+Results = dict[str, dict[str, dict[int, dict[str, Any]]]]
 
 
-def load() -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
-    """results[tag][condition][seed] = record."""
-    out: dict[str, dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+def group_name(rec: dict[str, Any]) -> str:
+    """A table's name: the tag, and the target unless it is the demo."""
+    target = rec.get("target", "demo")
+    return rec["tag"] if target == "demo" else f"{rec['tag']} / {target}"
+
+
+def load() -> Results:
+    """results[group][condition][seed] = record (a group: a tag on one target)."""
+    out: Results = defaultdict(lambda: defaultdict(dict))
     for path in sorted((HERE / "results").glob("*.json")):
         rec = json.loads(path.read_text())
-        out[rec["tag"]][rec["condition"]][rec["seed"]] = rec
+        condition = RENAMED.get(rec["condition"], rec["condition"])
+        out[group_name(rec)][condition][rec["seed"]] = rec
     return out
 
 
@@ -43,19 +65,20 @@ def metric(rec: dict[str, Any], key: str) -> float:
     return float(rec["metrics"].get(key, 0.0))
 
 
-def tag_conditions(results: dict[str, Any], tag: str) -> tuple[dict[str, Any], set[str]]:
+def tag_conditions(results: Results, tag: str) -> tuple[dict[str, Any], set[str]]:
     """The conditions of ``tag``, missing ones taken from the default tag (and which those are).
 
     A variant that changes only the selection reruns (c) and (d); (a), (b) and (e) do not
-    depend on the selection, so they come from the default runs.
+    depend on the selection, so they come from the default runs (demo target only).
     """
     own = dict(results[tag])
-    borrowed = {c for c in results.get("default", {}) if c not in own}
-    return {**{c: results["default"][c] for c in borrowed}, **own}, borrowed
+    default = results.get("default", {}) if tag != "default" and " / " not in tag else {}
+    borrowed = {c for c in default if c in BORROWABLE and c not in own}
+    return {**{c: default[c] for c in borrowed}, **own}, borrowed
 
 
-def tag_table(results: dict[str, Any], tag: str) -> list[str]:
-    """The Markdown table of one tag."""
+def tag_table(results: Results, tag: str) -> list[str]:
+    """The Markdown tables of one group."""
     conds, borrowed = tag_conditions(results, tag)
     lines = [
         f"### {tag}",
@@ -65,24 +88,29 @@ def tag_table(results: dict[str, Any], tag: str) -> list[str]:
         + " | wall s |",
         "|---|---|---|" + "---|" * len(METRICS) + "---|",
     ]
-    for c in sorted(conds):
+    for c in ordered(conds):
         recs = list(conds[c].values())
-        if not recs:
-            continue
         cells = []
         for key, _ in METRICS:
             vals = np.array([metric(r, key) for r in recs])
             cells.append(f"{vals.mean():.3f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.3f}")
         n_train = sorted({r["n_train"] for r in recs})
         wall = np.mean([r["wall_s"] for r in recs])
-        name = NAMES[c] + (" (from default)" if c in borrowed and tag != "default" else "")
+        name = NAMES[c] + (" (from default)" if c in borrowed else "")
         lines.append(
             f"| {name} | {len(recs)} | {'/'.join(map(str, n_train))} | "
             + " | ".join(cells)
             + f" | {wall:.0f} |"
         )
-    lines += ["", *gap_lines(conds), "", *seed_lines(conds)]
+    lines += ["", *gap_lines(conds), "", *loop_lines(conds)]
+    for key, label in METRICS:
+        lines += ["", *seed_lines(conds, key, label)]
     return lines
+
+
+def ordered(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """The conditions present, in table order."""
+    return [c for c in ORDER if conds.get(c)]
 
 
 def verdict(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> str:
@@ -98,55 +126,94 @@ def verdict(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> str:
     return v.status + ("" if v.accepted else " (base stands)")
 
 
-def seed_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """mAP50 per seed and condition, with the seed's loop result (best distance / floor)."""
-    seeds = sorted({s for c, recs in conds.items() if c != "a" for s in recs})
-    order = [c for c in "abcfde" if conds.get(c)]
+def seed_loop(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> dict[str, Any] | None:
+    """The loop record of ``seed`` (any condition that used the loop run has it)."""
+    for c in ("d", "c", "cams", "b", "dr", "aug", "augnm", "e"):
+        rec = conds.get(c, {}).get(seed)
+        if rec is not None and "loop" in rec:
+            return dict(rec["loop"])
+    return None
+
+
+def loop_seeds(conds: dict[str, dict[int, dict[str, Any]]]) -> list[int]:
+    """The seeds of the conditions that fine-tune."""
+    return sorted({s for c, recs in conds.items() if c != "a" for s in recs})
+
+
+def basin(errors: dict[str, float] | None) -> tuple[str, str, str]:
+    """Largest identifiable parameter error, the unidentifiable ones', and the basin."""
+    if not errors:
+        return "-", "-", "-"
+    known = {k: v for k, v in errors.items() if k not in UNIDENTIFIABLE}
+    name = max(known, key=known.get)  # type: ignore[arg-type]
+    other = ", ".join(f"{errors[k]:.0%}" for k in UNIDENTIFIABLE if k in errors) or "-"
+    right = "right" if known[name] <= WRONG_BASIN else "**wrong**"
+    return f"{known[name]:.0%} ({name})", other, right
+
+
+def loop_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Per seed: the loop run's trials, stop, best distance / noise floor and (demo) basin."""
+    lines = [
+        "| seed | trials | best / floor | largest parameter error (identifiable) "
+        "| vignetting error | basin | stop |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for seed in loop_seeds(conds):
+        loop = seed_loop(conds, seed)
+        if loop is None:
+            continue
+        ratio = loop["best_distance"] / loop["noise_floor"]
+        worst, vignetting, where = basin(loop.get("recovery_error"))
+        stop = str(loop.get("stop_reason") or "-").split(":")[0]
+        lines.append(
+            f"| {seed} | {loop.get('n_trials') or '-'} | {loop['best_distance']:.3f} / "
+            f"{loop['noise_floor']:.3f} = {ratio:.1f}x | {worst} | {vignetting} | {where} "
+            f"| {stop} |"
+        )
+    return lines
+
+
+def seed_lines(
+    conds: dict[str, dict[int, dict[str, Any]]], key: str = "map50", label: str = "mAP50"
+) -> list[str]:
+    """``key`` per seed and condition, with the seed's loop result (best distance / floor);
+    the mAP50 table also has the loop's verdict on (d)."""
+    order = ordered(conds)
+    tail = key == "map50"
     lines = [
         "| seed | loop best / floor | "
-        + " | ".join(f"({c}) mAP50" for c in order)
-        + " | loop verdict on (d) |",
-        "|---|---|" + "---|" * len(order) + "---|",
+        + " | ".join(f"({c}) {label}" for c in order)
+        + (" | loop verdict on (d) |" if tail else " |"),
+        "|---|---|" + "---|" * len(order) + ("---|" if tail else ""),
     ]
-    for seed in seeds:
-        loop = next(
-            (r["loop"] for c in "cdf" if seed in conds.get(c, {}) for r in [conds[c][seed]]),
-            None,
-        )
+    for seed in loop_seeds(conds):
+        loop = seed_loop(conds, seed)
         ratio = f"{loop['best_distance'] / loop['noise_floor']:.1f}x" if loop else "-"
         cells = []
         for c in order:
             rec = conds[c].get(seed) or (next(iter(conds[c].values())) if c == "a" else None)
-            cells.append(f"{metric(rec, 'map50'):.3f}" if rec else "-")
-        lines.append(f"| {seed} | {ratio} | " + " | ".join(cells) + f" | {verdict(conds, seed)} |")
+            cells.append(f"{metric(rec, key):.3f}" if rec else "-")
+        end = f" | {verdict(conds, seed)} |" if tail else " |"
+        lines.append(f"| {seed} | {ratio} | " + " | ".join(cells) + end)
     return lines
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """(d - a) / (e - a) per metric, per seed and mean; and whether (d) beats (a), (b), (c)
-    (means over the seeds both have; (a) has no seed dependence)."""
+    """(d - a) / (e - a) per metric, per seed and mean; and whether (d) beats each other
+    condition: on the means over the seeds both have ((a) has no seed dependence) and in how
+    many of those seeds."""
     if not all(conds.get(c) for c in "ade"):
         return []
     a = conds["a"]
     seeds = sorted(set(conds["d"]) & set(conds["e"]))
     out = []
     for key, label in METRICS:
-        a_val = np.mean([metric(r, key) for r in a.values()])
+        a_val = float(np.mean([metric(r, key) for r in a.values()]))
         shares = [
             (metric(conds["d"][s], key) - a_val) / (metric(conds["e"][s], key) - a_val)
             for s in seeds
         ]
-        beats = []
-        for other in "abcf":
-            if not conds.get(other):
-                continue
-            both = sorted(set(conds["d"]) & set(conds[other])) or sorted(conds["d"])
-            d_mean = np.mean([metric(conds["d"][s], key) for s in both])
-            o_mean = np.mean(
-                [metric(r, key) for s, r in conds[other].items() if s in both]
-                or [metric(r, key) for r in conds[other].values()]
-            )
-            beats.append(f"{'>' if d_mean > o_mean else '<='} ({other}) by {d_mean - o_mean:+.3f}")
+        beats = [beat(conds, other, key, a_val) for other in ordered(conds) if other not in "de"]
         out.append(
             f"- {label}: gap closed by (d) = "
             f"{np.mean(shares):.0%} (per seed {', '.join(f'{x:.0%}' for x in shares)}); "
@@ -155,7 +222,39 @@ def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
     return out
 
 
-def plot(results: dict[str, Any], tag: str, path: Path) -> None:
+def beat(conds: dict[str, dict[int, dict[str, Any]]], other: str, key: str, a_val: float) -> str:
+    """'> (other) by +x' on the means over the shared seeds, with the per-seed wins."""
+    d = conds["d"]
+    if other == "a":
+        wins = sum(metric(r, key) > a_val for r in d.values())
+        diff = float(np.mean([metric(r, key) for r in d.values()])) - a_val
+        return f"{'>' if diff > 0 else '<='} (a) by {diff:+.3f} ({wins}/{len(d)} seeds)"
+    both = sorted(set(d) & set(conds[other]))
+    if not both:  # the form of the 2026-11-26 tables: means over each one's own seeds
+        diff = float(np.mean([metric(r, key) for r in d.values()])) - float(
+            np.mean([metric(r, key) for r in conds[other].values()])
+        )
+        return f"{'>' if diff > 0 else '<='} ({other}) by {diff:+.3f}"
+    diffs = [metric(d[s], key) - metric(conds[other][s], key) for s in both]
+    wins = sum(x > 0 for x in diffs)
+    mean = float(np.mean(diffs))
+    return f"{'>' if mean > 0 else '<='} ({other}) by {mean:+.3f} ({wins}/{len(both)} seeds)"
+
+
+COLOURS = {
+    "a": "#888888",
+    "b": "#4c72b0",
+    "c": "#dd8452",
+    "cams": "#e5ae38",
+    "dr": "#8172b3",
+    "aug": "#64b5cd",
+    "augnm": "#a6d8e8",
+    "d": "#c44e52",
+    "e": "#55a868",
+}
+
+
+def plot(results: Results, tag: str, path: Path) -> None:
     """Grouped bars with ±1 std error bars for ``tag``."""
     import matplotlib
 
@@ -163,27 +262,20 @@ def plot(results: dict[str, Any], tag: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     conds, _ = tag_conditions(results, tag)
-    order = [c for c in "abcfde" if conds.get(c)]
+    order = ordered(conds)
     fig, ax = plt.subplots(figsize=(9, 5.2))
     width = 0.8 / len(order)
-    colours = {
-        "a": "#888888",
-        "b": "#4c72b0",
-        "c": "#dd8452",
-        "d": "#c44e52",
-        "e": "#55a868",
-        "f": "#e5ae38",
-    }
     for i, c in enumerate(order):
         vals = [[metric(r, key) for r in conds[c].values()] for key, _ in METRICS]
         means = [np.mean(v) for v in vals]
         stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
         x = np.arange(len(METRICS)) + (i - (len(order) - 1) / 2) * width
-        ax.bar(x, means, width, yerr=stds, capsize=3, label=NAMES[c], color=colours[c])
+        ax.bar(x, means, width, yerr=stds, capsize=3, label=NAMES[c], color=COLOURS[c])
         for xi, v in zip(x, vals, strict=True):  # each seed, so a failed search shows as one
             ax.scatter([xi] * len(v), v, s=9, color="black", zorder=3)
     ax.set_xticks(np.arange(len(METRICS)), [label for _, label in METRICS])
-    ax.set_ylabel("on the demo target (160 labeled images)")
+    target = tag.split(" / ")[1] if " / " in tag else "demo"
+    ax.set_ylabel(f"on the {target} target (160 labeled images)")
     n = max(len(v) for v in conds.values())
     epochs = {r.get("finetune", {}).get("epochs", 8) for v in conds.values() for r in v.values()}
     ax.set_title(
@@ -209,7 +301,7 @@ def main() -> None:
     print(text)
     for tag in results:
         if set(results[tag]) - {"a"}:
-            plot(results, tag, HERE / f"downstream_{tag}.png")
+            plot(results, tag, HERE / f"downstream_{tag.replace(' / ', '_')}.png")
 
 
 if __name__ == "__main__":
