@@ -137,7 +137,7 @@ def rank(effects: Effects) -> list[Suspect]:
     adds to the searched parameters' own linear fit of the residual, so a parameter whose
     effect the searched ones can mimic is not blamed for what they cannot fix. A candidate
     whose fit wants it past its bound (a blur below 0) gets no share. Bounded fits and a
-    stepwise ranking named the right pair less often (experiments/recovery/ATTRIBUTION.md).
+    stepwise ranking named the right pair no more often (experiments/recovery/ANY_CAMERA.md).
     """
     r = effects.residual
     norm2 = float(r @ r)
@@ -150,9 +150,11 @@ def rank(effects: Effects) -> list[Suspect]:
             out.append(Suspect(name, 0.0, 0, spec.low, spec.high))
             continue
         fit = np.column_stack([base, column])
-        share = max(_explained(fit, r) - base_fit, 0.0) / norm2
+        coef = np.linalg.lstsq(fit, r, rcond=None)[0]
+        fitted = fit @ coef
+        share = max(float(fitted @ fitted) - base_fit, 0.0) / norm2
         # The fit moves the candidate by -coef: the target looks like the other direction.
-        direction = 1 if np.linalg.lstsq(fit, r, rcond=None)[0][-1] < 0 else -1
+        direction = 1 if coef[-1] < 0 else -1
         if (direction < 0 and low >= 0.0) or (direction > 0 and high <= 0.0):
             share = 0.0  # the fit wants it past its bound: not the cause
         out.append(Suspect(name, share, direction, spec.low, spec.high))
