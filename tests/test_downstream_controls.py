@@ -11,9 +11,7 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 import pytest
 
-from gen_loop.config.schema import ParamRangeConfig
 from gen_loop.generator.procedural import ProceduralGenerator
-from gen_loop.search.space import build_space
 
 DOWNSTREAM = Path(__file__).resolve().parents[1] / "experiments" / "downstream"
 
@@ -36,27 +34,6 @@ def run() -> ModuleType:
 def report() -> ModuleType:
     sys.path.insert(0, str(DOWNSTREAM))
     return _module("report")
-
-
-SPACE = {
-    "color_temp_k": ParamRangeConfig(low=3500, high=10000),
-    "exposure_ev": ParamRangeConfig(low=-1.5, high=1.5),
-    "fisheye": ParamRangeConfig(low=0.0, high=0.9),
-}
-
-
-def test_uniform_params_cover_the_space_and_repeat(run: ModuleType) -> None:
-    generator = ProceduralGenerator(64, 64)
-    space = build_space(SPACE, generator.parameters)
-    draws = [run.uniform_params(space, np.random.default_rng([3, 14])) for _ in range(2)]
-    assert draws[0] == draws[1]
-    rng = np.random.default_rng(0)
-    values = np.array([list(run.uniform_params(space, rng).values()) for _ in range(400)])
-    low = np.array([3500, -1.5, 0.0])
-    high = np.array([10000, 1.5, 0.9])
-    assert (values >= low).all() and (values <= high).all()
-    centre = (values.mean(axis=0) - low) / (high - low)
-    assert np.allclose(centre, 0.5, atol=0.06)
 
 
 def test_per_scene_renders_scene_j_with_camera_j(run: ModuleType) -> None:

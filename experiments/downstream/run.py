@@ -23,6 +23,9 @@ Conditions (the same base detector, fine-tune settings and number of training im
           (ultralytics' ``close_mosaic=10`` would switch it off for the whole 8-epoch run)
     augnm (aug) as ultralytics runs it by default for 8 epochs: ``finetune.augment=true`` alone,
           so HSV, flips, scale and translate, but mosaic closed from the first epoch
+    h     the loop's camera with a small randomisation around it: ``selection=jitter`` (every
+          pool scene, in blocks under 16 cameras drawn about the best; the spread per
+          parameter the larger of 5 % of its range and the best trials' own spread)
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -75,12 +78,13 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm")
+CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h")
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aug": ("finetune.augment=true",),
     "augnm": ("finetune.augment=true",),
+    "h": ("selection=jitter",),
 }
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
@@ -269,8 +273,9 @@ def run_condition(
     scorer = CentroidScorer(cfg.score.metric).fit(target_emb)  # the loop's default scorer
     best = summary["all_params"]
     candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
+    space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
     selection = None
-    if condition == "d" or cfg.selection.method != "camera":
+    if condition in ("d", "h") or cfg.selection.method != "camera":
         selection = select_pool(
             generator,
             embedder,
@@ -280,6 +285,7 @@ def run_condition(
             cfg.finetune.val_fraction,
             out_dir / "selected",
             candidates[1:],
+            space,
         )
     # The loop's own selection size fixes the training-set size of every condition;
     # selection=camera keeps every pool scene once, so there it is pool_size.
@@ -288,11 +294,10 @@ def run_condition(
     if condition == "cams":
         selection = pool.random_cameras(candidates)
     elif condition == "dr":
-        space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
         selection = pool.randomised(space, {**base_params, **space.fixed}, n)
     elif condition == "e" and target.hidden_params is None:
         selection = pool.folder(MISMATCH_DATA / target_name / "oracle", n)
-    elif condition != "d":
+    elif condition not in ("d", "h"):
         params = {
             "b": dict(base_params),
             "aug": dict(base_params),
@@ -446,9 +451,11 @@ class Pool:
 
     def randomised(self, space: SearchSpace, base: Mapping[str, ParamValue], n: int) -> Selection:
         """``n`` random pool scenes, each under its own camera drawn uniformly from ``space``."""
+        from gen_loop.selection.around import uniform_point
+
         rng = np.random.default_rng([self.seed, 14])
         size = self.cfg.selection.pool_size
-        cameras = [{**base, **uniform_params(space, rng)} for _ in range(size)]
+        cameras = [{**base, **uniform_point(space, rng)} for _ in range(size)]
         pool = self.per_scene(cameras)
         chosen = rng.permutation(size)[:n]
         return self.write(pool, chosen, "selected_randomised", np.arange(size), cameras)
@@ -475,30 +482,6 @@ class Pool:
             raise SystemExit(f"{dataset} has {len(pool)} images, the training sets have {n}")
         chosen = np.random.default_rng(self.seed).permutation(len(pool))[:n]
         return self.write(pool, chosen, "selected_oracle")
-
-
-def uniform_params(space: SearchSpace, rng: np.random.Generator) -> dict[str, ParamValue]:
-    """One point drawn uniformly from ``space`` (log-uniform on a log scale; inactive
-    conditional parameters left out)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    chosen: dict[str, ParamValue] = {}
-    for name, dist in space.distributions.items():
-        if not space.active(name, chosen):
-            continue
-        if isinstance(dist, CategoricalDistribution):
-            chosen[name] = dist.choices[int(rng.integers(len(dist.choices)))]  # type: ignore[assignment]
-        elif isinstance(dist, IntDistribution):
-            chosen[name] = int(rng.integers(dist.low, dist.high + 1))
-        elif isinstance(dist, FloatDistribution):
-            low, high = (
-                (np.log(dist.low), np.log(dist.high)) if dist.log else (dist.low, dist.high)
-            )
-            value = float(rng.uniform(low, high))
-            chosen[name] = float(np.exp(value)) if dist.log else value
-        else:
-            raise TypeError(f"unsupported distribution for {name}: {dist!r}")
-    return chosen
 
 
 def read_folder(dataset: Path, class_names: tuple[str, ...]) -> Batch:

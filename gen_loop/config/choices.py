@@ -66,8 +66,10 @@ class RefineMethod(Choice):
 class SelectionMethod(Choice):
     """``selection.method``: ``quantile`` and ``topk`` threshold one camera's pool
     (``gen_loop.selection.select_closest``); ``camera`` keeps, per scene, the closest of the
-    best trials' renderings (``gen_loop.selection.closest_camera``)."""
+    best trials' renderings (``gen_loop.selection.closest_camera``); ``jitter`` keeps every scene,
+    each under one of several cameras drawn around the best (``gen_loop.selection.around``)."""
 
     quantile = "quantile"
     topk = "topk"
     camera = "camera"
+    jitter = "jitter"

@@ -298,12 +298,19 @@ class SelectionConfig:
 
     pool_size: int = 256
     pool_seed: int = 1  # fresh scenes, not the search's scene seeds
-    method: SelectionMethod = SelectionMethod.quantile  # quantile | topk | camera
+    method: SelectionMethod = SelectionMethod.quantile  # quantile | topk | camera | jitter
     quantile: float = 0.9  # keep samples closer than this quantile of the target's own
     top_k: int = 128
     # camera: render each of pool_size scenes with the pool_trials best trials' parameters and
     # keep, per scene, the rendering closest to the target (selects camera, not content).
     pool_trials: int = 8
+    # jitter: every pool scene kept, in blocks each under one of n_cameras cameras drawn about
+    # the best (a normal per searched continuous parameter, reflected at its bounds). Its
+    # standard deviation, as a fraction of the range, is the larger of `jitter` and the spread
+    # of the pool_trials best trials' values. n_cameras is also the domain-randomised
+    # control's number of cameras (finetune.control=randomised).
+    jitter: float = 0.05
+    n_cameras: int = 16
 
 
 @dataclass

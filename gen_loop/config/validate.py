@@ -111,6 +111,15 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("selection.pool_size", sel.pool_size)
     _positive("selection.top_k", sel.top_k)
     _positive("selection.pool_trials", sel.pool_trials)
+    _positive("selection.n_cameras", sel.n_cameras)
+    if sel.n_cameras > sel.pool_size:
+        raise ConfigError(
+            "selection.n_cameras",
+            f"{sel.n_cameras} cameras for {sel.pool_size} scenes (selection.pool_size): at most "
+            "one camera a scene",
+        )
+    if not 0.0 <= sel.jitter <= 0.5:
+        raise ConfigError("selection.jitter", f"{sel.jitter} must be in [0, 0.5] (of a range)")
     if not 0.0 < sel.quantile <= 1.0:
         raise ConfigError("selection.quantile", f"{sel.quantile} must be in (0, 1]")
     ft = cfg.finetune

@@ -340,6 +340,7 @@ class LoopSession:
             cfg.finetune.val_fraction,
             self.run_dir / "selected",
             ranked_params(study, self.base_params, cfg.selection.pool_trials)[1:],
+            self.space,
         )
         summary.selected_count = len(selection.batch)
         summary.replay_count = add_replay(

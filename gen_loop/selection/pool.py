@@ -15,6 +15,14 @@ from gen_loop.embedder.base import Embedder
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.score.scorer import Scorer
+from gen_loop.search.refine import Box
+from gen_loop.search.space import SearchSpace
+from gen_loop.selection.around import (
+    camera_spread,
+    jittered_cameras,
+    render_blocks,
+    uniform_point,
+)
 from gen_loop.selection.dataset import Selection, write_selection
 from gen_loop.selection.select import closest_camera, select_closest
 
@@ -33,17 +41,34 @@ def select_pool(
     val_fraction: float,
     out_dir: Path,
     candidates: Sequence[Mapping[str, ParamValue]] = (),
+    space: SearchSpace | None = None,
 ) -> Selection:
     """Render ``cfg.pool_size`` fresh scenes with ``params`` and keep the closest samples.
 
     With ``selection.method=camera`` every scene is rendered with ``params`` and with the
     first ``selection.pool_trials - 1`` of ``candidates`` (the next-best trials' parameters),
     and each scene keeps its rendering closest to the target: the camera is selected, the
-    scene mix is left alone.
+    scene mix is left alone. With ``selection.method=jitter`` (needs ``space``) every scene is
+    kept, rendered under one of ``selection.n_cameras`` cameras drawn around ``params``
+    (:mod:`gen_loop.selection.around`; the spread from ``selection.jitter`` and the first
+    ``pool_trials - 1`` candidates).
     """
+    cameras = [dict(params), *(dict(c) for c in candidates)][: cfg.pool_trials]
     if cfg.method == "camera":
-        cameras = [dict(params), *(dict(c) for c in candidates)][: cfg.pool_trials]
         return _select_cameras(generator, embedder, scorer, cameras, cfg, val_fraction, out_dir)
+    if cfg.method == "jitter":
+        if space is None:
+            raise ValueError("selection method 'jitter' needs the search space")
+        box = Box.of(space.distributions, set(space.conditions))
+        spread = camera_spread(cameras, box, cfg.jitter)
+        rng = np.random.default_rng([cfg.pool_seed, 8191])
+        drawn = jittered_cameras(params, spread, box, cfg.n_cameras, rng)
+        log.info(
+            "jitter selection: %d cameras around the best, spread (fraction of range) %s",
+            len(drawn),
+            ", ".join(f"{n} {s:.3f}" for n, s in zip(box.names, spread, strict=True)),
+        )
+        return _keep_all(generator, embedder, scorer, drawn, cfg, val_fraction, out_dir)
     pool = generator.generate(params, cfg.pool_size, cfg.pool_seed)
     distances = scorer.sample_distances(embedder.embed(pool.images))
     chosen, threshold = select_closest(
@@ -62,6 +87,25 @@ def select_pool(
             len(chosen),
         )
     return write_selection(pool, chosen, distances, threshold, cfg, val_fraction, out_dir)
+
+
+def randomised_selection(
+    generator: Generator,
+    embedder: Embedder,
+    scorer: Scorer,
+    space: SearchSpace,
+    base_params: Mapping[str, ParamValue],
+    cfg: SelectionConfig,
+    n: int,
+    val_fraction: float,
+    out_dir: Path,
+) -> Selection:
+    """Domain randomisation, no search: the first ``n`` pool scenes, in blocks each under one
+    of ``selection.n_cameras`` cameras drawn uniformly from ``space`` (the other parameters at
+    ``base_params``). The control a search must beat (``finetune.control=randomised``)."""
+    rng = np.random.default_rng([cfg.pool_seed, 14])
+    cameras = [{**base_params, **uniform_point(space, rng)} for _ in range(min(n, cfg.n_cameras))]
+    return _keep_all(generator, embedder, scorer, cameras, cfg, val_fraction, out_dir, n)
 
 
 def ranked_params(
@@ -116,4 +160,32 @@ def _select_cameras(
     log.info("camera selection: scenes per camera %s", np.bincount(camera, minlength=len(cameras)))
     return write_selection(
         pool, chosen, best, float(best.max()), cfg, val_fraction, out_dir, camera, cameras
+    )
+
+
+def _keep_all(
+    generator: Generator,
+    embedder: Embedder,
+    scorer: Scorer,
+    cameras: list[dict[str, ParamValue]],
+    cfg: SelectionConfig,
+    val_fraction: float,
+    out_dir: Path,
+    n: int | None = None,
+) -> Selection:
+    """The first ``n`` (default ``cfg.pool_size``) pool scenes in blocks under ``cameras``,
+    every one kept (closest first, so the closest form the validation split)."""
+    pool, camera = render_blocks(generator, cameras, n or cfg.pool_size, cfg.pool_seed)
+    distances = scorer.sample_distances(embedder.embed(pool.images))
+    chosen = np.argsort(distances, kind="stable")
+    return write_selection(
+        pool,
+        chosen,
+        distances,
+        float(distances.max()),
+        cfg,
+        val_fraction,
+        out_dir,
+        camera,
+        cameras,
     )
