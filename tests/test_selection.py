@@ -50,7 +50,9 @@ def test_topk_ties_keep_pool_order() -> None:
 
 
 def test_bad_method_is_a_value_error() -> None:
-    assert set(SELECTION_METHODS) == {"quantile", "topk", "camera"}
+    assert set(SELECTION_METHODS) == {"quantile", "topk", "camera", "jitter"}
+    with pytest.raises(ValueError, match="select_pool"):
+        select_closest(np.array([1.0]), "jitter")
     with pytest.raises(ValueError, match="bogus"):
         select_closest(np.array([1.0]), "bogus", np.array([1.0]))
 

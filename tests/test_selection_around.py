@@ -129,3 +129,21 @@ def test_jitter_and_randomised_selections_keep_every_scene(tmp_path: Path) -> No
     assert jitter.distances.mean() < control.distances.mean()
     with pytest.raises(ValueError, match="search space"):
         select_pool(generator, embedder, scorer, best, cfg, 0.25, tmp_path / "x", [near])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("selection.n_cameras=0", "selection.n_cameras"),
+        ("selection.n_cameras=65", "selection.n_cameras"),
+        ("selection.jitter=-0.1", "selection.jitter"),
+        ("selection.jitter=0.7", "selection.jitter"),
+    ],
+)
+def test_bad_jitter_settings_name_their_key(compose_run, override: str, key: str) -> None:  # type: ignore[no-untyped-def]
+    from gen_loop.config.validate import check_run_config
+    from gen_loop.errors import ConfigError
+
+    cfg = compose_run(["selection=jitter", override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_run_config(cfg)

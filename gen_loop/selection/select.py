@@ -40,6 +40,8 @@ def select_closest(
         return order[distances[order] <= threshold], threshold
     if method == "camera":
         raise ValueError("selection method 'camera' picks per scene: use closest_camera")
+    if method == "jitter":
+        raise ValueError("selection method 'jitter' keeps every scene: use select_pool")
     raise ValueError(f"selection method {method!r}: use one of {list(SELECTION_METHODS)}")
 
 
