@@ -28,9 +28,10 @@ NAMES = {
     "aug": "(aug) (b) + ultralytics augmentation",
     "augnm": "(augnm) (aug) without mosaic",
     "d": "(d) best params, selected (loop)",
+    "h": "(h) jitter about the loop's camera",
     "e": "(e) oracle: target camera, labeled",
 }
-ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "e")
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "e")
 #: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
 RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
@@ -128,7 +129,7 @@ def verdict(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> str:
 
 def seed_loop(conds: dict[str, dict[int, dict[str, Any]]], seed: int) -> dict[str, Any] | None:
     """The loop record of ``seed`` (any condition that used the loop run has it)."""
-    for c in ("d", "c", "cams", "b", "dr", "aug", "augnm", "e"):
+    for c in ("d", "h", "c", "cams", "b", "dr", "aug", "augnm", "e"):
         rec = conds.get(c, {}).get(seed)
         if rec is not None and "loop" in rec:
             return dict(rec["loop"])
@@ -199,32 +200,38 @@ def seed_lines(
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """(d - a) / (e - a) per metric, per seed and mean; and whether (d) beats each other
-    condition: on the means over the seeds both have ((a) has no seed dependence) and in how
-    many of those seeds."""
+    """For the loop's conditions (d) and (h): (x - a) / (e - a) per metric, per seed and mean;
+    and whether x beats each other condition: on the means over the seeds both have ((a) has
+    no seed dependence) and in how many of those seeds."""
     if not all(conds.get(c) for c in "ade"):
         return []
-    a = conds["a"]
-    seeds = sorted(set(conds["d"]) & set(conds["e"]))
+    a_val = {
+        key: float(np.mean([metric(r, key) for r in conds["a"].values()])) for key, _ in METRICS
+    }
     out = []
-    for key, label in METRICS:
-        a_val = float(np.mean([metric(r, key) for r in a.values()]))
-        shares = [
-            (metric(conds["d"][s], key) - a_val) / (metric(conds["e"][s], key) - a_val)
-            for s in seeds
-        ]
-        beats = [beat(conds, other, key, a_val) for other in ordered(conds) if other not in "de"]
-        out.append(
-            f"- {label}: gap closed by (d) = "
-            f"{np.mean(shares):.0%} (per seed {', '.join(f'{x:.0%}' for x in shares)}); "
-            f"(d) {'; '.join(beats)}"
-        )
+    for mine in (c for c in ("d", "h") if conds.get(c)):
+        seeds = sorted(set(conds[mine]) & set(conds["e"]))
+        for key, label in METRICS:
+            shares = [
+                (metric(conds[mine][s], key) - a_val[key])
+                / (metric(conds["e"][s], key) - a_val[key])
+                for s in seeds
+            ]
+            others = [c for c in ordered(conds) if c not in (mine, "e")]
+            beats = [beat(conds, mine, other, key, a_val[key]) for other in others]
+            out.append(
+                f"- {label}: gap closed by ({mine}) = "
+                f"{np.mean(shares):.0%} (per seed {', '.join(f'{x:.0%}' for x in shares)}); "
+                f"({mine}) {'; '.join(beats)}"
+            )
     return out
 
 
-def beat(conds: dict[str, dict[int, dict[str, Any]]], other: str, key: str, a_val: float) -> str:
+def beat(
+    conds: dict[str, dict[int, dict[str, Any]]], mine: str, other: str, key: str, a_val: float
+) -> str:
     """'> (other) by +x' on the means over the shared seeds, with the per-seed wins."""
-    d = conds["d"]
+    d = conds[mine]
     if other == "a":
         wins = sum(metric(r, key) > a_val for r in d.values())
         diff = float(np.mean([metric(r, key) for r in d.values()])) - a_val
@@ -250,6 +257,7 @@ COLOURS = {
     "aug": "#64b5cd",
     "augnm": "#a6d8e8",
     "d": "#c44e52",
+    "h": "#f08a8c",
     "e": "#55a868",
 }
 
