@@ -62,3 +62,35 @@ def test_another_metric_can_be_compared() -> None:
     }
     verdict = gain_verdict(evaluation, 0.01, True, metric="map50_95")
     assert verdict.status == NOT_IMPROVED and verdict.metric == "map50_95"
+
+
+def test_an_improvement_must_also_beat_the_randomised_control() -> None:
+    from gen_loop.finetune.verdict import BELOW_CONTROL, control_stands, control_verdict
+
+    improved = gain_verdict(_evaluation(0.17, 0.54), min_gain=0.01, require_gain=True)
+    beats = control_verdict(improved, 0.48, require_gain=True)
+    assert beats.status == IMPROVED and beats.accepted and beats.control == 0.48
+    assert "beats the domain-randomised control map50 0.4800" in beats.message
+    assert not control_stands(beats)
+    # Within the margin of the control: below it; the control's weights are the result.
+    below = control_verdict(improved, 0.535, require_gain=True)
+    assert below.status == BELOW_CONTROL and below.improved is False and not below.accepted
+    assert "NOT better than randomising the camera" in below.message
+    assert "control's fine-tuned weights are the run's result" in below.message
+    assert control_stands(below)
+    kept = control_verdict(improved, 0.60, require_gain=False)
+    assert kept.status == BELOW_CONTROL and kept.accepted and not control_stands(kept)
+
+
+def test_a_control_no_better_than_the_base_leaves_the_base_standing() -> None:
+    from gen_loop.finetune.verdict import BELOW_CONTROL, control_stands, control_verdict
+
+    improved = gain_verdict(_evaluation(0.50, 0.53), min_gain=0.02, require_gain=True)
+    below = control_verdict(improved, 0.515, require_gain=True)
+    assert below.status == BELOW_CONTROL and "base detector stands" in below.message
+    assert not control_stands(below)  # the control did not beat the base by the margin
+    # A fine-tune that did not beat the base keeps its verdict; the control is only noted.
+    worse = gain_verdict(_evaluation(0.50, 0.45), min_gain=0.01, require_gain=True)
+    noted = control_verdict(worse, 0.70, require_gain=True)
+    assert noted.status == NOT_IMPROVED and noted.control == 0.70
+    assert noted.message.endswith("domain-randomised control map50 0.7000")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -68,3 +69,38 @@ def test_min_gain_out_of_range_is_a_config_error(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "debug=smoke", "finetune.min_gain=2")
     assert proc.returncode != 0
     assert "finetune.min_gain" in proc.stdout + proc.stderr
+
+
+def test_the_randomised_control_is_fine_tuned_and_judged_against(tmp_path: Path) -> None:
+    from gen_loop.finetune.verdict import BELOW_CONTROL, IMPROVED, NOT_IMPROVED
+
+    proc, summary = _run(
+        tmp_path, "control", "finetune.control=randomised", "analysis.enabled=false"
+    )
+    verdict, evaluation = summary.verdict, summary.evaluation
+    control = evaluation["control"]["map50"]
+    assert verdict.control == control
+    assert evaluation["control_set"] == {"images": summary.selected_count, "cameras": 16}
+    run_dir = tmp_path / "runs" / "control"
+    manifest = json.loads((run_dir / "control" / "selected" / "manifest.json").read_text())
+    assert len(manifest["samples"]) == summary.selected_count
+    assert len({c["color_temp_k"] for c in manifest["cameras"]}) == 16  # 16 random cameras
+    # The verdict follows the rule on the logged numbers.
+    gain, margin = verdict.after - verdict.before, verdict.after - control
+    if gain <= verdict.min_gain:
+        assert verdict.status == NOT_IMPROVED
+    elif margin <= verdict.min_gain:
+        assert verdict.status == BELOW_CONTROL and not verdict.accepted
+    else:
+        assert verdict.status == IMPROVED and verdict.accepted
+    expected = {
+        "finetune": summary.finetuned_weights,
+        "control": str(run_dir / "control" / "finetune" / "train" / "weights" / "best.pt"),
+        "base": str(shipped_base_weights()),
+    }
+    assert summary.result_weights in expected.values()
+    assert "target mAP50 randomised control" in proc.stdout
+    client = MlflowClient(summary.mlflow.tracking_uri)
+    run = client.get_run(summary.mlflow.run_id)
+    assert run.data.metrics["control_map50"] == pytest.approx(control)
+    assert "control" in {a.path for a in client.list_artifacts(run.info.run_id)}

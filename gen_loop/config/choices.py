@@ -73,3 +73,12 @@ class SelectionMethod(Choice):
     topk = "topk"
     camera = "camera"
     jitter = "jitter"
+
+
+class FinetuneControl(Choice):
+    """``finetune.control``: ``none``, or ``randomised``: also fine-tune on domain-randomised
+    images (no search) and call the loop's result better only if it beats them
+    (``gen_loop.loop.control_stage``)."""
+
+    none = "none"
+    randomised = "randomised"

@@ -18,6 +18,7 @@ from omegaconf import MISSING
 from gen_loop.config.analysis import RunAnalysisConfig
 from gen_loop.config.choices import (
     CentroidMetric,
+    FinetuneControl,
     Kernel,
     RefineMethod,
     Sampler,
@@ -332,6 +333,7 @@ class FinetuneConfig:
         "replay_data",
         "require_gain",
         "min_gain",
+        "control",
     )
     enabled: bool = True
     # The checkpoint fine-tuned and evaluated as "before"; null = the embedder's own
@@ -354,6 +356,11 @@ class FinetuneConfig:
     # mAP50 rose by more than min_gain (absolute; 0.01 = one mAP point); see summary "verdict".
     require_gain: bool = True
     min_gain: float = 0.01
+    # With labeled target data, `randomised` also fine-tunes the base detector on as many pool
+    # scenes under cameras drawn uniformly from the search space (domain randomisation, no
+    # search; selection.n_cameras of them) and calls the loop's result better only if its
+    # mAP50 also beats that control's by more than min_gain. Doubles the fine-tune's cost.
+    control: FinetuneControl = FinetuneControl.none
 
 
 @dataclass

@@ -11,6 +11,7 @@ from gen_loop.config.schema import (
     CentroidMetric,
     CentroidScoreConfig,
     EmbedderConfig,
+    FinetuneControl,
     FrechetScoreConfig,
     Kernel,
     MMDScoreConfig,
@@ -124,6 +125,7 @@ def check_run_config(cfg: RunConfig) -> None:
         raise ConfigError("selection.quantile", f"{sel.quantile} must be in (0, 1]")
     ft = cfg.finetune
     check_device("finetune.device", ft.device)
+    _choice("finetune.control", ft.control, FinetuneControl)
     _positive("finetune.epochs", ft.epochs)
     _positive("finetune.batch", ft.batch)
     if not 0.0 <= ft.replay_fraction <= 0.9:

@@ -5,19 +5,21 @@ downstream effect where labeled target images exist (the demo target's labels, o
 ``target.labels``) and refuses to call the fine-tuned detector an improvement when its mAP50
 did not rise by more than ``finetune.min_gain``. Without labels the verdict is ``unknown``;
 when the fine-tune itself failed (``finetune=command``: the trainer exited non-zero or wrote
-no usable result), ``failed``.
+no usable result), ``failed``. With ``finetune.control=randomised`` an improvement must also
+beat a domain-randomised control by that margin, or the verdict is ``below_control``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 IMPROVED = "improved"
 NOT_IMPROVED = "not_improved"
 UNKNOWN = "unknown"
 FAILED = "failed"
+BELOW_CONTROL = "below_control"
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,9 @@ class Verdict:
     """The fine-tune's verdict on the labeled target holdout.
 
     Attributes:
-        status: ``improved``, ``not_improved``, ``unknown`` (no labeled data, no fine-tune) or
-            ``failed`` (the fine-tune did not produce weights).
+        status: ``improved``, ``not_improved``, ``unknown`` (no labeled data, no fine-tune),
+            ``failed`` (the fine-tune did not produce weights) or ``below_control`` (better
+            than the base, not than the domain-randomised control).
         improved: True, False, or None when unknown.
         metric: the metric compared (``map50``).
         before: the base detector's value on the holdout (None when unknown).
@@ -36,6 +39,7 @@ class Verdict:
         accepted: whether the fine-tuned weights are the run's result (False when the gain
             was required and missed, or the fine-tune failed).
         message: one plain sentence for the console.
+        control: the domain-randomised control's value (``finetune.control=randomised``).
     """
 
     status: str
@@ -47,6 +51,7 @@ class Verdict:
     min_gain: float
     accepted: bool
     message: str
+    control: float | None = None
 
 
 def unknown_verdict(reason: str, min_gain: float = 0.0, metric: str = "map50") -> Verdict:
@@ -114,3 +119,47 @@ def gain_verdict(
     return Verdict(
         NOT_IMPROVED, False, metric, before, after, gain, min_gain, not require_gain, message
     )
+
+
+def control_verdict(verdict: Verdict, control: float, require_gain: bool) -> Verdict:
+    """``verdict`` measured against the domain-randomised control's ``control`` value too.
+
+    An improvement on the base stands only if ``after - control > min_gain``; otherwise the
+    status is ``below_control`` and, with ``require_gain``, the loop's weights are not
+    accepted: randomising the camera without any search did as well.
+    """
+    versus = f"domain-randomised control {verdict.metric} {control:.4f}"
+    if verdict.status != IMPROVED or verdict.after is None:
+        return replace(verdict, control=control, message=f"{verdict.message}; {versus}")
+    margin = verdict.after - control
+    if margin > verdict.min_gain + 1e-9:
+        return replace(
+            verdict, control=control, message=f"{verdict.message}, and beats the {versus}"
+        )
+    if not require_gain:
+        kept = "kept only because finetune.require_gain=false"
+    elif control - (verdict.before or 0.0) > verdict.min_gain + 1e-9:
+        kept = "rejected and the control's fine-tuned weights are the run's result"
+    else:
+        kept = "rejected and the base detector stands"
+    return replace(
+        verdict,
+        status=BELOW_CONTROL,
+        improved=False,
+        accepted=not require_gain,
+        control=control,
+        message=(
+            f"NOT better than randomising the camera: target {verdict.metric} "
+            f"{verdict.after:.4f} against the {versus} ({margin:+.4f}, needed > "
+            f"{verdict.min_gain:+.4f}; base {verdict.before:.4f}); the fine-tuned weights are "
+            f"{kept}"
+        ),
+    )
+
+
+def control_stands(verdict: Verdict) -> bool:
+    """Whether the domain-randomised control's weights are the run's result: the loop's were
+    rejected as no better than the control, and the control itself beat the base."""
+    if verdict.status != BELOW_CONTROL or verdict.accepted or verdict.control is None:
+        return False
+    return verdict.control - (verdict.before or 0.0) > verdict.min_gain + 1e-9

@@ -65,11 +65,12 @@ def map50_rows(evaluation: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The target mAP50 (and mAP50-95) before and after fine-tuning, as table rows, where the
     evaluation has them (the console's table and the MLflow description)."""
     rows = []
-    for stage in ("before", "after"):
+    for stage in ("before", "after", "control"):
         metrics = evaluation.get(stage)
         if metrics:
             text = f"{metrics['map50']:.4f} (mAP50-95 {metrics['map50_95']:.4f})"
-            rows.append((f"target mAP50 {stage}", text))
+            name = "randomised control" if stage == "control" else stage
+            rows.append((f"target mAP50 {name}", text))
     return rows
 
 

@@ -216,7 +216,7 @@ class MlflowObserver(LoopObserver):
                     "selection_threshold": _or_nan(summary.selection_threshold),
                 }
             )
-        for stage in ("before", "after"):
+        for stage in ("before", "after", "control"):
             if stage in summary.evaluation:
                 metrics = summary.evaluation[stage]
                 tracker.log_metrics({f"{stage}_{k}": v for k, v in metrics.items()})
@@ -230,6 +230,8 @@ class MlflowObserver(LoopObserver):
             # Rejected weights stay in MLflow, but not under the result's name.
             folder = "finetuned" if summary.verdict.accepted else "rejected"
             tracker.log_artifact(outputs.weights, folder)
+        if outputs.control_weights is not None:
+            tracker.log_artifact(outputs.control_weights, "control")
 
     def on_end(self, summary: RunSummary) -> None:
         self.tracker.log_metrics(dict(summary.timings_s))

@@ -111,11 +111,13 @@ class FinishOutputs:
         plots: name -> PNG in the run folder (optimisation history, importances, target vs best).
         manifest: the selected dataset's manifest (None when nothing was selected).
         weights: the fine-tuned checkpoint (None when not fine-tuned).
+        control_weights: the domain-randomised control's (``finetune.control=randomised``).
     """
 
     plots: Mapping[str, Path] = field(default_factory=dict)
     manifest: Path | None = None
     weights: Path | None = None
+    control_weights: Path | None = None
 
 
 class LoopObserver:

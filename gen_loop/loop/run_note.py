@@ -141,7 +141,7 @@ def _result_rows(
     rows.append(("selected samples", f"{summary.selected_count} of {summary.pool_size}"))
     evaluation = summary.evaluation
     rows.extend(map50_rows(evaluation))
-    for key in ("skipped", "failed"):
+    for key in ("skipped", "failed", "control_failed"):
         if evaluation.get(key):
             rows.append((f"evaluation {key}", str(evaluation[key])))
     rows.append(("verdict", summary.verdict.message))

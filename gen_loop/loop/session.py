@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -20,12 +21,19 @@ from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.errors import FinetuneError
 from gen_loop.finetune import Finetuner, add_replay
-from gen_loop.finetune.verdict import failed_verdict, gain_verdict, unknown_verdict
+from gen_loop.finetune.verdict import (
+    control_stands,
+    control_verdict,
+    failed_verdict,
+    gain_verdict,
+    unknown_verdict,
+)
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.analysis_stage import RunSets, analyse_run, search_route
 from gen_loop.loop.components import build_scorer
 from gen_loop.loop.console import ConsoleObserver
+from gen_loop.loop.control_stage import run_control
 from gen_loop.loop.figures import run_figures
 from gen_loop.loop.mlflow_observer import MlflowObserver, open_tracker
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunStart
@@ -356,7 +364,7 @@ class LoopSession:
             summary.analysis = self._timed(
                 "analysis_s", self._analyse, summary, study, selection.batch
             )
-        weights, failure = None, None
+        weights, failure, control_weights = None, None, None
         if self.finetuner is None:
             summary.evaluation = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
             summary.verdict = unknown_verdict("unknown: fine-tuning disabled")
@@ -385,11 +393,60 @@ class LoopSession:
                 summary.verdict = gain_verdict(
                     summary.evaluation, cfg.finetune.min_gain, cfg.finetune.require_gain
                 )
+                if cfg.finetune.control == "randomised" and summary.verdict.after is not None:
+                    control_weights = self._control(summary, scorer)
                 # Rejected weights stay on disk and in MLflow, but not under the result's name.
                 summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
+                if control_stands(summary.verdict):
+                    summary.result_weights = str(control_weights)
         summary.final_stage = FinalStage(cfg.search.n_trials, summary.n_trials, summary.best_trial)
-        observer.on_finish(summary, FinishOutputs(plot_files, selection.manifest, weights))
+        outputs = FinishOutputs(plot_files, selection.manifest, weights, control_weights)
+        observer.on_finish(summary, outputs)
         return failure
+
+    def _control(self, summary: RunSummary, scorer: Scorer) -> Path | None:
+        """Fine-tune the domain-randomised control (``finetune.control=randomised``) on as many
+        images as the selection and judge the loop's fine-tune against it too; returns the
+        control's weights (None when its fine-tune failed: the verdict then stands on the
+        base alone, and says so)."""
+        cfg = self.cfg
+        assert self.finetuner is not None and self.weights is not None
+        assert self.target.labels_yaml is not None
+        try:
+            control = self._timed(
+                "control_s",
+                run_control,
+                self.generator,
+                self.embedder,
+                scorer,
+                self.space,
+                self.base_params,
+                cfg,
+                self.finetuner,
+                self.weights,
+                self.target.labels_yaml,
+                summary.selected_count,
+                self.run_dir / "control",
+            )
+        except FinetuneError as err:
+            reason = str(err).splitlines()[0]
+            log.warning("the domain-randomised control's fine-tune failed: %s", reason)
+            summary.evaluation["control_failed"] = reason
+            summary.verdict = dataclasses.replace(
+                summary.verdict,
+                message=f"{summary.verdict.message}; not compared with the domain-randomised "
+                f"control (its fine-tune failed: {reason})",
+            )
+            return None
+        summary.evaluation["control"] = control.metrics
+        summary.evaluation["control_set"] = {
+            "images": control.n_images,
+            "cameras": control.cameras,
+        }
+        summary.verdict = control_verdict(
+            summary.verdict, float(control.metrics["map50"]), cfg.finetune.require_gain
+        )
+        return control.weights
 
     def _analyse(self, summary: RunSummary, study: optuna.Study, selected: Batch) -> AnalysisInfo:
         """The run's population analysis (``analysis.*``); a failure is logged and recorded,
