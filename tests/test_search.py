@@ -438,3 +438,26 @@ def test_unreachable_database_storage_is_a_config_error_without_the_password(
     url = "postgresql://user:s3cret@127.0.0.1:1/db"
     err = config_error("search.storage", make_storage, url, None, None)
     assert "s3cret" not in str(err) and "user:***@127.0.0.1:1" in str(err)
+
+
+@pytest.mark.parametrize("kind", ["vector_gp", "qmc"])
+def test_worker_sessions_continue_one_sobol_design(kind: str) -> None:
+    """Two sessions (own seeds, one design seed) taking turns on one study draw the points one
+    session alone would: one space-filling design, not two interleaved."""
+
+    def draws(samplers: list[optuna.samplers.BaseSampler]) -> list[dict[str, object]]:
+        study = optuna.create_study(sampler=samplers[0])
+        study.enqueue_trial({"fisheye": 0.0, "contrast": 1.0})
+        asked = []
+        for i in range(7):
+            study.sampler = samplers[i % len(samplers)]
+            trial = study.ask(_space())
+            asked.append(trial.params)
+            study.tell(trial, _objective(trial.params))
+        return asked[1:]  # after the enqueued start point
+
+    alone = draws([make_sampler(kind, 3, 10, True, design_seed=3)])
+    shared = draws([make_sampler(kind, 3 + i, 10, True, design_seed=3) for i in range(2)])
+    own = draws([make_sampler(kind, 3 + i, 10, True) for i in range(2)])
+    assert shared == alone
+    assert own != alone  # the former behaviour: a design per session, interleaved

@@ -216,9 +216,9 @@ class LoopSession:
         s = self.cfg.search
         with mutex.hold():
             joined = join_study(study)
-        # distinct draws per worker and per resumed run
+        # distinct draws per worker and per resumed run, one Sobol design for the study
         study.sampler = make_sampler(
-            s.sampler, s.seed + joined, s.n_startup_trials, s.multivariate
+            s.sampler, s.seed + joined, s.n_startup_trials, s.multivariate, design_seed=s.seed
         )
 
     def _trial_setup(self, scorer: Scorer) -> TrialSetup:

@@ -31,14 +31,16 @@ def from_objective(value: float) -> float:
 
 
 def _vector_gp(
-    seed: int, n_startup_trials: int, multivariate: bool
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
 ) -> optuna.samplers.BaseSampler:
     from gen_loop.search.vector_sampler import VectorGPSampler
 
-    return VectorGPSampler(seed=seed, n_startup_trials=n_startup_trials)
+    return VectorGPSampler(seed, n_startup_trials, design_seed)
 
 
-def _tpe(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+def _tpe(
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(
         seed=seed,
         n_startup_trials=n_startup_trials,
@@ -48,21 +50,29 @@ def _tpe(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.sampler
     )
 
 
-def _gp(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+def _gp(
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
 
 
-def _random(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
+def _random(
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _qmc(seed: int, n_startup_trials: int, multivariate: bool) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+def _qmc(
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=design_seed)
 
 
-#: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate) -> sampler``; one
-#: entry per :class:`~gen_loop.config.schema.Sampler` (the choices composition accepts).
-REGISTRY: dict[Sampler, Callable[[int, int, bool], optuna.samplers.BaseSampler]] = {
+#: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate, design_seed) ->
+#: sampler``; one entry per :class:`~gen_loop.config.schema.Sampler` (the choices composition
+#: accepts). ``design_seed`` seeds a scrambled Sobol design that every worker session of a
+#: study continues (Optuna counts its points in the study), ``seed`` the session's own draws.
+REGISTRY: dict[Sampler, Callable[[int, int, bool, int], optuna.samplers.BaseSampler]] = {
     Sampler.vector_gp: _vector_gp,
     Sampler.tpe: _tpe,
     Sampler.gp: _gp,
@@ -73,7 +83,11 @@ SAMPLERS: tuple[str, ...] = tuple(str(kind.value) for kind in REGISTRY)
 
 
 def make_sampler(
-    kind: str, seed: int, n_startup_trials: int, multivariate: bool
+    kind: str,
+    seed: int,
+    n_startup_trials: int,
+    multivariate: bool,
+    design_seed: int | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The search's sampler: ``REGISTRY[kind]``.
 
@@ -91,7 +105,9 @@ def make_sampler(
         raise ConfigError("search.sampler", f"{kind!r}: use one of {list(SAMPLERS)}") from None
     with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return factory(seed, n_startup_trials, multivariate)
+        return factory(
+            seed, n_startup_trials, multivariate, seed if design_seed is None else design_seed
+        )
 
 
 def open_study(

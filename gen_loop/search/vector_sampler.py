@@ -83,18 +83,26 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
     """Expected improvement of the distance under a GP model of the residual vector.
 
     Args:
-        seed: seeds the Sobol start, the candidates and the TPE fallback.
+        seed: seeds the candidates and the TPE fallback.
         n_startup_trials: finished trials (the enqueued start point included) before the model
             proposes; the ones before are a scrambled Sobol design.
+        design_seed: seeds that design (default ``seed``). Optuna numbers a design's points in
+            the study, so worker sessions given the same ``design_seed`` (the loop gives them
+            ``search.seed``) continue one design instead of interleaving one each.
     """
 
-    def __init__(self, seed: int = 0, n_startup_trials: int = 10) -> None:
+    def __init__(
+        self, seed: int = 0, n_startup_trials: int = 10, design_seed: int | None = None
+    ) -> None:
         self._seed = seed
         self._n_startup = max(n_startup_trials, 2)
         self._rng = np.random.default_rng(seed)
+        design = seed if design_seed is None else design_seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._startup = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+            self._startup = optuna.samplers.QMCSampler(
+                qmc_type="sobol", scramble=True, seed=design
+            )
             self._fallback = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         self._space = IntersectionSearchSpace()
         self._last_fit: tuple[np.ndarray, float] | None = None
