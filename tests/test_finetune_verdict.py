@@ -76,7 +76,7 @@ def test_an_improvement_must_also_beat_the_randomised_control() -> None:
     below = control_verdict(improved, 0.535, require_gain=True)
     assert below.status == BELOW_CONTROL and below.improved is False and not below.accepted
     assert "NOT better than randomising the camera" in below.message
-    assert "control's fine-tuned weights are the run's result" in below.message
+    assert "control's weights are the run's result" in below.message
     assert control_stands(below)
     kept = control_verdict(improved, 0.60, require_gain=False)
     assert kept.status == BELOW_CONTROL and kept.accepted and not control_stands(kept)

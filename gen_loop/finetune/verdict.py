@@ -139,9 +139,9 @@ def control_verdict(verdict: Verdict, control: float, require_gain: bool) -> Ver
     if not require_gain:
         kept = "kept only because finetune.require_gain=false"
     elif control - (verdict.before or 0.0) > verdict.min_gain + 1e-9:
-        kept = "rejected and the control's fine-tuned weights are the run's result"
+        kept = "rejected; the control's weights are the run's result"
     else:
-        kept = "rejected and the base detector stands"
+        kept = "rejected; the base detector stands"
     return replace(
         verdict,
         status=BELOW_CONTROL,
