@@ -175,7 +175,8 @@ def _keep_all(
 ) -> Selection:
     """The first ``n`` (default ``cfg.pool_size``) pool scenes in blocks under ``cameras``,
     every one kept (closest first, so the closest form the validation split)."""
-    pool, camera = render_blocks(generator, cameras, n or cfg.pool_size, cfg.pool_seed)
+    n = cfg.pool_size if n is None else n
+    pool, camera = render_blocks(generator, cameras, n, cfg.pool_seed)
     distances = scorer.sample_distances(embedder.embed(pool.images))
     chosen = np.argsort(distances, kind="stable")
     return write_selection(
