@@ -97,3 +97,16 @@ def test_a_broken_generator_aborts_after_consecutive_failures(
     assert outcome.stop_reason.startswith("aborted: 3 consecutive failed trials")
     ran = [t for t in study.trials if t.state != TrialState.WAITING]
     assert len(ran) == 3 and not np.isfinite(conv.best)
+
+
+def test_an_asked_trial_has_its_parameters_before_it_runs(tmp_path: Path) -> None:
+    """Another worker asking next must see this running trial's point (the samplers' pending
+    points), so ``ask`` stores the suggestion; ``run_trial`` then reads the same values."""
+    from gen_loop.loop.trial import ask
+
+    space = SearchSpace({"fisheye": FloatDistribution(0.0, 0.9)})
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}")
+    trial = ask(study, space)
+    running = study.get_trials(states=(TrialState.RUNNING,))
+    assert [t.params for t in running] == [trial.params] and "fisheye" in trial.params
+    assert space.suggest(trial) == trial.params  # suggested again: the stored values

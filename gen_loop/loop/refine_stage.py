@@ -126,7 +126,7 @@ class Refiner:
             )
         queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if refine_claim.enqueue_next(self.study, claim) is not None or queued:
-            return ask(self.study), False
+            return ask(self.study, self.setup.space), False
         return None, True
 
     def run(self, best: FrozenTrial) -> str | None:
@@ -213,7 +213,7 @@ class Refiner:
                 claim = refine_claim.current(self.study) or self.claim
                 queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if refine_claim.enqueue_next(self.study, claim) is not None or queued:
-                    trial = ask(self.study)
+                    trial = ask(self.study, self.setup.space)
                 self.claim = refine_claim.beat(self.study, claim)  # reads the claim afresh
             if trial is None:  # a helping worker runs the last of them: wait for it
                 time.sleep(self.poll_s)

@@ -95,7 +95,7 @@ def search(
                     if trial is None and not wait:
                         refine_from, wait = refiner.start_point(now.view)
                         if refine_from is None and not wait:
-                            trial = ask(study)
+                            trial = ask(study, setup.space)
             if now.stop_reason is not None:
                 return SearchOutcome(now.stop_reason, now.view.n_failed)
             if refine_from is not None:

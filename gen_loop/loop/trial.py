@@ -6,6 +6,7 @@ runs an asked Optuna trial through it and tells the study and the loop's observe
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ from gen_loop.search.workers import WORKER_ATTR, requeue, worker_id
 #: ``search.scene_seeds``: ``common`` renders every trial from ``search.scene_seed`` (common
 #: random numbers); ``fresh`` gives each trial its own scenes, derived from the trial number.
 SCENE_SEED_MODES = tuple(m.value for m in SceneSeeds)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,12 +119,28 @@ def evaluate_params(
     return TrialResult(distance, batch, embeddings, timings)
 
 
-def ask(study: optuna.Study) -> optuna.Trial:
-    """Ask a trial and record which process runs it (so a resume can tell it died)."""
+def ask(study: optuna.Study, space: SearchSpace | None = None) -> optuna.Trial:
+    """Ask a trial and record which process runs it (so a resume can tell it died).
+
+    With ``space``, the trial's parameters are suggested (and so stored) here, under the
+    caller's study mutex: a worker asking next then sees this running trial's point, which the
+    samplers use to propose elsewhere (vector_gp's believer, TPE's constant liar). Suggested
+    only in :func:`run_trial`, a running trial has no parameters yet, and two workers' GP
+    proposals landed on nearly the same point (experiments/workers/TRIALS_TO_FLOOR.md). A
+    suggestion that fails here is left to :func:`run_trial`, which suggests again (Optuna
+    returns stored values) and records the failure as the trial's.
+    """
     with warnings.catch_warnings():  # heartbeats are recorded by run_trial, not study.optimize
         warnings.filterwarnings("ignore", "Heartbeat of storage")
         trial = study.ask()
     trial.set_user_attr(WORKER_ATTR, worker_id())
+    if space is not None:
+        try:
+            space.suggest(trial)
+        except Exception as err:  # run_trial meets it again and fails the trial
+            log.debug(
+                "suggesting trial %d at ask failed (%s); run_trial retries", trial.number, err
+            )
     return trial
 
 
