@@ -29,9 +29,10 @@ NAMES = {
     "augnm": "(augnm) (aug) without mosaic",
     "d": "(d) best params, selected (loop)",
     "h": "(h) jitter about the loop's camera",
+    "d2": "(d2) (d) after the loop's advice (named parameters searched too)",
     "e": "(e) oracle: target camera, labeled",
 }
-ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "e")
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "d2", "e")
 #: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
 RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
@@ -200,7 +201,7 @@ def seed_lines(
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """For the loop's conditions (d) and (h): (x - a) / (e - a) per metric, per seed and mean;
+    """For the loop's conditions (d), (h) and (d2): (x - a) / (e - a) per metric, per seed and mean;
     and whether x beats each other condition: on the means over the seeds both have ((a) has
     no seed dependence) and in how many of those seeds."""
     if not all(conds.get(c) for c in "ade"):
@@ -209,7 +210,7 @@ def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         key: float(np.mean([metric(r, key) for r in conds["a"].values()])) for key, _ in METRICS
     }
     out = []
-    for mine in (c for c in ("d", "h") if conds.get(c)):
+    for mine in (c for c in ("d", "h", "d2") if conds.get(c)):
         seeds = sorted(set(conds[mine]) & set(conds["e"]))
         for key, label in METRICS:
             shares = [
@@ -258,6 +259,7 @@ COLOURS = {
     "augnm": "#a6d8e8",
     "d": "#c44e52",
     "h": "#f08a8c",
+    "d2": "#8c1c13",
     "e": "#55a868",
 }
 

@@ -26,6 +26,9 @@ Conditions (the same base detector, fine-tune settings and number of training im
     h     the loop's camera with a small randomisation around it: ``selection=jitter`` (every
           pool scene, in blocks under 16 cameras drawn about the best; the spread per
           parameter the larger of 5 % of its range and the best trials' own spread)
+    d2    (d) after the loop's own advice: the seed's loop run again with the unsearched
+          parameters its first run named ("the target also differs in ...: add them with
+          +search.space...") added to the search space
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -50,6 +53,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,7 +82,7 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h")
+CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2")
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -128,7 +132,8 @@ def loop_summary(
     """The summary and folder of the loop run of ``seed`` on ``target`` (search only); runs
     it if missing."""
     prefix = [] if target == "demo" else [target]
-    name = "loop_" + "_".join([*prefix, str(seed), *[o.replace("=", "-") for o in loop_overrides]])
+    parts = [re.sub(r"[^\w.+-]", "", o.replace("=", "-")) for o in loop_overrides]
+    name = "loop_" + "_".join([*prefix, str(seed), *parts])
     run_dir = WORK / name
     summary = run_dir / "summary.json"
     if not summary.exists():
@@ -262,6 +267,8 @@ def run_condition(
         )
         return record | {"metrics": metrics.as_dict(), "n_train": 0}
 
+    if condition == "d2":
+        loop_overrides = [*loop_overrides, *advised_overrides(seed, loop_overrides, target_name)]
     summary, loop_dir = loop_summary(seed, loop_overrides, target_name)
     study = optuna.load_study(
         study_name=summary["study"]["name"], storage=f"sqlite:///{loop_dir / 'optuna.db'}"
@@ -275,7 +282,7 @@ def run_condition(
     candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
     space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
     selection = None
-    if condition in ("d", "h") or cfg.selection.method != "camera":
+    if condition in ("d", "h", "d2") or cfg.selection.method != "camera":
         selection = select_pool(
             generator,
             embedder,
@@ -297,7 +304,7 @@ def run_condition(
         selection = pool.randomised(space, {**base_params, **space.fixed}, n)
     elif condition == "e" and target.hidden_params is None:
         selection = pool.folder(MISMATCH_DATA / target_name / "oracle", n)
-    elif condition not in ("d", "h"):
+    elif condition not in ("d", "h", "d2"):
         params = {
             "b": dict(base_params),
             "aug": dict(base_params),
@@ -337,7 +344,17 @@ def run_condition(
         "params": selection.batch.params,
         "train_args": train_args,
         "loop": loop_record(summary),
+        "loop_overrides_used": loop_overrides,
     }
+
+
+def advised_overrides(seed: int, loop_overrides: list[str], target: str) -> list[str]:
+    """The ``+search.space...`` overrides the seed's loop run advised (the unsearched
+    parameters its console named); none when it converged or named none."""
+    from gen_loop.search.attribution import named
+
+    summary, _ = loop_summary(seed, loop_overrides, target)
+    return [str(s["override"]) for s in named(summary.get("unsearched_suspects") or [])]
 
 
 def loop_record(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,6 +366,7 @@ def loop_record(summary: Mapping[str, Any]) -> dict[str, Any]:
         "n_trials": summary.get("n_trials"),
         "stop_reason": summary.get("stop_reason"),
         "best_params": summary.get("best_params"),
+        "unsearched_suspects": summary.get("unsearched_suspects"),
     }
 
 
