@@ -201,9 +201,9 @@ def seed_lines(
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """For the loop's conditions (d), (h) and (d2): (x - a) / (e - a) per metric, per seed and mean;
-    and whether x beats each other condition: on the means over the seeds both have ((a) has
-    no seed dependence) and in how many of those seeds."""
+    """For the loop's conditions (d), (h) and (d2): (x - a) / (e - a) per metric, per seed and
+    mean; and whether x beats each other condition: on the means over the seeds both have ((a)
+    has no seed dependence) and in how many of those seeds."""
     if not all(conds.get(c) for c in "ade"):
         return []
     a_val = {
