@@ -129,6 +129,20 @@ def test_a_trial_another_worker_runs_moves_the_next_proposal() -> None:
     assert np.linalg.norm(a - b) > 1e-3  # not both workers on one point
 
 
+def test_proposals_keep_their_distance_from_every_measured_point() -> None:
+    from gen_loop.search.vector_sampler import MIN_SEPARATION, separated
+
+    study = _run_study(VectorGPSampler(seed=1, n_startup_trials=6), 20)
+    done = sorted(study.trials, key=lambda t: t.number)
+    x = np.array([[t.params[k] for k in ("a", "b", "c")] for t in done])
+    for i in range(7, len(x)):  # the model's proposals, each against the points before it
+        assert separated(x[i : i + 1], x[:i])[0], f"trial {i} repeats a measured point"
+    taken = np.zeros((1, P))
+    near = np.array([[MIN_SEPARATION / 2, 0, 0], [MIN_SEPARATION, 0, 0]])
+    assert separated(near, taken).tolist() == [False, True]
+    assert separated(near, np.empty((0, P))).all()
+
+
 def test_registered_as_the_default_sampler(compose_run) -> None:
     assert isinstance(make_sampler("vector_gp", 0, 5, True), VectorGPSampler)
     cfg = compose_run([])

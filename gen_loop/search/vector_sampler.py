@@ -49,6 +49,11 @@ GLOBAL_CANDIDATES = 512
 LOCAL_CANDIDATES = 48
 LOCAL_SCALES = (0.01, 0.03, 0.1, 0.3)
 LOCAL_CENTRES = 4
+#: A proposal this close (unit cube, Euclidean) to a finished or running trial's point is not
+#: taken while a farther finalist is left: with common scenes the distance is a deterministic
+#: function of the parameters, so a near-repeat teaches the model nothing (two workers'
+#: studies had pairs 0.004 apart, experiments/workers/TRIALS_TO_FLOOR.md).
+MIN_SEPARATION = 0.02
 
 
 def residual_of(trial: FrozenTrial) -> list[float] | None:
@@ -214,7 +219,20 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     if float(np.max(gains)) <= 1e-12 * max(history.best, 1e-12):
         # No improvement expected anywhere: take the predicted minimum (pure exploitation).
         return exploit[0]
-    return finalists[int(np.argmax(gains))]
+    far = separated(np.vstack([finalists, candidates]), np.vstack([history.x, history.pending]))
+    pool = np.vstack([finalists, candidates])
+    pool_gains = np.concatenate([gains, scores])
+    if far.any():
+        pool, pool_gains = pool[far], pool_gains[far]
+    return pool[int(np.argmax(pool_gains))]
+
+
+def separated(points: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """Which ``points`` lie at least :data:`MIN_SEPARATION` from every ``taken`` point."""
+    if len(taken) == 0:
+        return np.ones(len(points), dtype=np.bool_)
+    gaps = np.linalg.norm(points[:, np.newaxis, :] - taken[np.newaxis, :, :], axis=2)
+    return np.asarray(gaps.min(axis=1) >= MIN_SEPARATION)
 
 
 @dataclass(frozen=True)
