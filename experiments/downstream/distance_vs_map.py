@@ -1,0 +1,235 @@
+"""Does the distance predict accuracy? Fine-tunes under the search's own trials' cameras.
+
+Usage (each point is one fine-tune; run under the shared CPU lock):
+
+    for i in $(seq 20); do flock /tmp/gen_loop_cpu.lock .venv/bin/python \
+        experiments/downstream/distance_vs_map.py --target demo --seed 0 --n 20 --points 1; done
+    .venv/bin/python experiments/downstream/distance_vs_map.py --report
+
+For the loop run of ``--seed`` on ``--target`` (run.py's ``loop_summary``, cached under
+``runs/``), ``--n`` of its completed trials spread evenly over the rank of their distance, from
+the farthest to the best, each render the 64 pool scenes of every condition of run.py
+(``selection.pool_seed``) under the trial's camera; the base detector is fine-tuned on them
+with the recipe of run.py (8 epochs, 51 train + 13 val) and evaluated on the target's labeled
+images. Each point records three distances to the target: the trial's own (the search's
+32-image batch, the loop's default scorer), and the training set's (64 images) under the
+default scorer (``score.metric``, zscore_l2) and under ``frechet``. One JSON a point in
+``results/distance_vs_map/`` (an existing one is kept: the script resumes); ``--report``
+writes ``distance_vs_map.md`` and one scatter plot per target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # run.py
+sys.path.insert(0, str(HERE.parents[1]))  # gen_loop
+import run as downstream  # noqa: E402
+
+OUT = HERE / "results" / "distance_vs_map"
+DISTANCES = (
+    ("trial_distance", "trial (32 images, zscore_l2)"),
+    ("set_zscore_l2", "training set, zscore_l2"),
+    ("set_frechet", "training set, frechet"),
+)
+
+
+def spread_trials(study: Any, n: int) -> list[Any]:
+    """``n`` completed trials with distinct parameters, evenly over the rank of their distance
+    (the farthest and the best included)."""
+    from optuna.trial import TrialState
+
+    done = sorted(
+        (t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: t.value,
+    )
+    distinct: list[Any] = []
+    for trial in done:
+        if all(trial.params != other.params for other in distinct):
+            distinct.append(trial)
+    picks = np.unique(np.linspace(0, len(distinct) - 1, min(n, len(distinct))).round().astype(int))
+    return [distinct[i] for i in picks]
+
+
+def measure(target_name: str, seed: int, n: int, most: int | None = None) -> None:
+    """Fine-tune and evaluate under each picked trial's camera (at most ``most`` new points in
+    this call); one JSON a point."""
+    import optuna
+
+    from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
+    from gen_loop.embedder.cache import cached_embeddings
+    from gen_loop.finetune import finetune_and_evaluate, train_device
+    from gen_loop.loop.components import build_embedder, build_generator, resolve_weights
+    from gen_loop.loop.target_data import load_target
+    from gen_loop.score import CentroidScorer, FrechetScorer
+    from gen_loop.search.study import from_objective
+
+    cfg = downstream.compose([*downstream.target_overrides(target_name), f"finetune.seed={seed}"])
+    cache_dir = default_cache_dir()
+    configure_offline(cache_dir)
+    generator, base_params = build_generator(cfg.generator)
+    target = load_target(cfg.target, generator, cache_dir)
+    configure_ultralytics()
+    weights = resolve_weights(cfg.embedder, cache_dir)
+    assert weights is not None and target.labels_yaml is not None
+    device = train_device(cfg.finetune.device)
+    summary, loop_dir = downstream.loop_summary(seed, [], target_name)
+    study = optuna.load_study(
+        study_name=summary["study"]["name"], storage=f"sqlite:///{loop_dir / 'optuna.db'}"
+    )
+    embedder = build_embedder(cfg.embedder, weights)
+    target_emb = cached_embeddings(
+        embedder, target.images.images, target.images.fingerprint, cache_dir
+    )
+    centroid = CentroidScorer(cfg.score.metric).fit(target_emb)
+    frechet = FrechetScorer().fit(target_emb)
+    OUT.mkdir(parents=True, exist_ok=True)
+    todo = [
+        t
+        for t in spread_trials(study, n)
+        if not (OUT / f"{target_name}_{seed}_trial{t.number}.json").exists()
+    ]
+    for trial in todo[:most]:
+        out = OUT / f"{target_name}_{seed}_trial{trial.number}.json"
+        start = time.perf_counter()
+        params = {**base_params, **trial.params}
+        work = downstream.WORK / "distance_vs_map" / f"{target_name}_{seed}_{trial.number}"
+        pool = downstream.Pool(generator, embedder, centroid, cfg, seed, work)
+        selection = pool.random_subset(params, cfg.selection.pool_size)
+        emb = embedder.embed(selection.batch.images)
+        _, evaluation = finetune_and_evaluate(
+            weights,
+            cfg.embedder.model,
+            selection,
+            target.labels_yaml,
+            cfg.finetune,
+            device,
+            work / "finetune",
+        )
+        record = {
+            "target": target_name,
+            "seed": seed,
+            "trial": trial.number,
+            "stage": trial.user_attrs.get("stage"),
+            "params": trial.params,
+            "trial_distance": from_objective(float(trial.value)),
+            "set_zscore_l2": centroid.score(emb),
+            "set_frechet": frechet.score(emb),
+            "noise_floor": summary["noise_floor"]["mean"],
+            "n_train": len(selection.batch) - selection.n_val,
+            "metrics": evaluation["after"],
+            "before": evaluation["before"],
+            "wall_s": time.perf_counter() - start,
+        }
+        out.write_text(json.dumps(record, indent=2))
+        m = record["metrics"]
+        print(
+            f"{target_name} seed {seed} trial {trial.number}: distance "
+            f"{record['trial_distance']:.3f} / set {record['set_zscore_l2']:.3f} / frechet "
+            f"{record['set_frechet']:.3f} -> mAP50 {m['map50']:.3f} "
+            f"({record['wall_s']:.0f} s)",
+            flush=True,
+        )
+
+
+def load() -> dict[str, list[dict[str, Any]]]:
+    """The points per ``target seed S``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(OUT.glob("*.json")):
+        rec = json.loads(path.read_text())
+        groups.setdefault(f"{rec['target']} seed {rec['seed']}", []).append(rec)
+    return groups
+
+
+def report() -> str:
+    """Spearman rho per group and distance, the table of every point, and the plots."""
+    from scipy.stats import spearmanr
+
+    lines: list[str] = []
+    for name, recs in load().items():
+        recs.sort(key=lambda r: -r["trial_distance"])
+        lines += [f"### {name}: {len(recs)} cameras", ""]
+        lines += ["| distance | rho(distance, mAP50) | rho(distance, pedestrian AP50) |"]
+        lines += ["|---|---|---|"]
+        for key, label in DISTANCES:
+            d = [r[key] for r in recs]
+            rho = spearmanr(d, [r["metrics"]["map50"] for r in recs]).statistic
+            ped = spearmanr(d, [r["metrics"].get("ap50_pedestrian", 0.0) for r in recs]).statistic
+            lines.append(f"| {label} | {rho:+.2f} | {ped:+.2f} |")
+        lines += [
+            "",
+            "| trial | stage | trial distance / floor | set zscore_l2 | set frechet "
+            "| mAP50 | pedestrian AP50 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in recs:
+            m = r["metrics"]
+            lines.append(
+                f"| {r['trial']} | {r['stage']} | {r['trial_distance']:.3f} / "
+                f"{r['noise_floor']:.3f} = {r['trial_distance'] / r['noise_floor']:.1f}x | "
+                f"{r['set_zscore_l2']:.3f} | {r['set_frechet']:.3f} | {m['map50']:.3f} | "
+                f"{m.get('ap50_pedestrian', 0.0):.3f} |"
+            )
+        lines.append("")
+        plot(name, recs, HERE / f"distance_vs_map_{name.replace(' ', '_')}.png")
+    text = "\n".join(lines)
+    (HERE / "distance_vs_map.md").write_text(text)
+    return text
+
+
+def plot(name: str, recs: list[dict[str, Any]], path: Path) -> None:
+    """mAP50 against each distance, log x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
+
+    fig, axes = plt.subplots(1, len(DISTANCES), figsize=(13, 4.2), sharey=True)
+    map50 = [r["metrics"]["map50"] for r in recs]
+    for ax, (key, label) in zip(axes, DISTANCES, strict=True):
+        d = [r[key] for r in recs]
+        ax.scatter(d, map50, s=22, color="#c44e52")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (log)")
+        ax.set_title(f"Spearman rho {spearmanr(d, map50).statistic:+.2f}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fine-tuned mAP50 on the target")
+    fig.suptitle(
+        f"Distance to the target vs accuracy after fine-tuning ({name}, one fine-tune a point)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", choices=downstream.TARGETS, default="demo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--points", type=int, default=None, help="at most this many new points")
+    parser.add_argument("--report", action="store_true", help="only write the tables and plots")
+    args = parser.parse_args()
+    for key, value in (
+        ("NO_ALBUMENTATIONS_UPDATE", "1"),
+        ("YOLO_OFFLINE", "1"),
+        ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ):
+        os.environ.setdefault(key, value)
+    if not args.report:
+        measure(args.target, args.seed, args.n, args.points)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
