@@ -88,8 +88,10 @@ TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aug": ("finetune.augment=true",),
     "augnm": ("finetune.augment=true",),
-    "h": ("selection=jitter",),
 }
+#: The selection each condition composes (every one but (h) the former default, camera, so
+#: the records stay comparable whatever ``run``'s default is).
+CONDITION_SELECTION: dict[str, str] = {"h": "jitter"}
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
 ULTRALYTICS_DEFAULTS: dict[str, dict[str, object]] = {"aug": {"close_mosaic": 0}}
@@ -237,7 +239,8 @@ def run_condition(
     from gen_loop.search.space import build_space
     from gen_loop.selection import ranked_params, select_pool
 
-    extra = [*overrides, *CONDITION_OVERRIDES.get(condition, ())]
+    selection_group = f"selection={CONDITION_SELECTION.get(condition, 'camera')}"
+    extra = [selection_group, *overrides, *CONDITION_OVERRIDES.get(condition, ())]
     cfg = compose([*target_overrides(target_name), f"finetune.seed={seed}", *extra])
     cache_dir = default_cache_dir()
     configure_offline(cache_dir)
