@@ -124,4 +124,6 @@ def _how_selected(manifest: dict[str, Any], samples: list[Any], trial: int | Non
             f"{of} (selection=camera: per scene the closest of {len(cameras)} cameras, "
             f"{from_best} from the best)"
         )
+    if method == "jitter":
+        return f"{of} (selection=jitter: each scene under one of {len(cameras)} cameras about it)"
     return f"{of} (selection={method}, from a pool of {manifest.get('pool_size', '?')})"
