@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,21 @@ def spread_trials(study: Any, n: int) -> list[Any]:
     return [distinct[i] for i in picks]
 
 
+def coarse_order(n: int) -> list[int]:
+    """``range(n)`` coarse to fine (both ends, the middle, the quarters, ...), so that a run
+    cut short still spans the whole range of distances."""
+    order = list(dict.fromkeys(i for i in (0, n - 1) if n > 0))
+    spans = deque([(0, n - 1)])
+    while spans:
+        lo, hi = spans.popleft()
+        if hi - lo < 2:
+            continue
+        mid = (lo + hi) // 2
+        order.append(mid)
+        spans.extend([(lo, mid), (mid, hi)])
+    return order
+
+
 def measure(target_name: str, seed: int, n: int, most: int | None = None) -> None:
     """Fine-tune and evaluate under each picked trial's camera (at most ``most`` new points in
     this call); one JSON a point."""
@@ -93,10 +109,12 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
     centroid = CentroidScorer(cfg.score.metric).fit(target_emb)
     frechet = FrechetScorer().fit(target_emb)
     OUT.mkdir(parents=True, exist_ok=True)
+    picked = spread_trials(study, n)
+    order = coarse_order(len(picked))
     todo = [
-        t
-        for t in spread_trials(study, n)
-        if not (OUT / f"{target_name}_{seed}_trial{t.number}.json").exists()
+        picked[i]
+        for i in order
+        if not (OUT / f"{target_name}_{seed}_trial{picked[i].number}.json").exists()
     ]
     for trial in todo[:most]:
         out = OUT / f"{target_name}_{seed}_trial{trial.number}.json"
