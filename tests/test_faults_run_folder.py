@@ -161,7 +161,10 @@ def test_ctrl_c_in_a_continued_search_retries_the_trial_and_keeps_the_earlier_re
     run_dir = cwd / "runs" / "x"
     first = RunSummary.load(run_dir / "summary.json")
     earlier = {t.number: t.value for t in _study(run_dir).trials}
-    weights = Path(first.result_weights or "").relative_to(finished)
+    # The run's own fine-tuned weights (the result may be the base checkpoint, outside the
+    # folder, when the verdict rejected them).
+    assert first.finetuned_weights is not None
+    weights = Path(first.finetuned_weights).relative_to(finished)
     weights_hash = hashlib.sha256((cwd / weights).read_bytes()).hexdigest()
     # 512 images a trial (~1 s to render; 64 took 0.1-0.2 s, so the interrupt could land after
     # the trial had finished) so that the interrupt lands inside one
