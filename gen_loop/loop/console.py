@@ -10,6 +10,7 @@ from gen_loop.loop.mlflow_view import VIEW_KEY
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
 from gen_loop.loop.summary import RunSummary
 from gen_loop.search.attribution import named
+from gen_loop.search.bounds import bounds_line
 from gen_loop.search.floor_quality import FloorQuality
 from gen_loop.tracking.links import runs_table_url, ui_command
 
@@ -177,6 +178,8 @@ class ConsoleObserver(LoopObserver):
             )
         if summary.unsearched_suspects is not None:
             self._print(suspects_line(summary.unsearched_suspects))
+        if summary.at_range_bounds:
+            self._print(bounds_line(summary.at_range_bounds))
 
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         self._print(f"verdict: {summary.verdict.message}")

@@ -193,6 +193,9 @@ class MlflowObserver(LoopObserver):
             self.tracker.log_metrics(
                 {f"unsearched_share.{s['name']}": s["share"] for s in summary.unsearched_suspects}
             )
+        if summary.at_range_bounds:
+            at = ", ".join(f"{h['name']}={h['side']}" for h in summary.at_range_bounds)
+            self.tracker.set_tags({"gen_loop.at_range_bounds": at})
         if summary.best_distance is not None:
             self.tracker.log_metrics(
                 {

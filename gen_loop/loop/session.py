@@ -50,7 +50,7 @@ from gen_loop.loop.summary import (
 )
 from gen_loop.loop.target_data import TargetData
 from gen_loop.loop.trial import TrialSetup
-from gen_loop.loop.unsearched import unsearched_suspects
+from gen_loop.loop.unsearched import range_bound_hits, unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.floor_quality import FloorQuality, floor_quality
@@ -155,6 +155,7 @@ class LoopSession:
             if not outcome.interrupted:
                 converged = outcome.stop_reason.startswith("converged")
                 summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
+                summary.at_range_bounds = range_bound_hits(summary, setup, converged)
             observer.on_search_end(summary)
             # Until this run has a final stage of its own, the earlier one stays recorded.
             summary.keeping(earlier).write(self.run_dir / "summary.json")

@@ -146,6 +146,9 @@ class RunSummary:
         unsearched_suspects: when the search stopped above the floor, the unsearched generator
             parameters by the share of the remaining residual each explains
             (``gen_loop.loop.unsearched``).
+        at_range_bounds: when the search stopped above the floor, the searched parameters
+            whose best value sits at a bound of its search range, with the override that
+            widens it (:class:`~gen_loop.search.bounds.BoundHit`).
         replay_count / selection_threshold / finetuned_weights / result_weights: the final
             stage's outputs; ``result_weights`` is the base checkpoint when the fine-tune was
             rejected.
@@ -188,6 +191,7 @@ class RunSummary:
     finetuned_weights: str | None = field(default=None, metadata=_OPTIONAL)
     result_weights: str | None = field(default=None, metadata=_OPTIONAL)
     unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
+    at_range_bounds: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
     analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)

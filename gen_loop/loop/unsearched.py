@@ -12,6 +12,7 @@ from gen_loop.generator.params import ParamValue
 from gen_loop.loop.summary import RunSummary
 from gen_loop.loop.trial import TrialSetup, evaluate_params
 from gen_loop.search.attribution import attribute, unsearched_numeric
+from gen_loop.search.bounds import at_bounds
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,15 @@ def unsearched_suspects(
         log.warning("could not attribute the remaining distance: %s: %s", type(err).__name__, err)
         return None
     return [s.to_dict() for s in suspects]
+
+
+def range_bound_hits(
+    summary: RunSummary, setup: TrialSetup, converged: bool
+) -> list[dict[str, Any]] | None:
+    """The searched parameters whose best value sits at a bound of its search range
+    (:func:`gen_loop.search.bounds.at_bounds`), or None when the search converged or no trial
+    completed: at the floor a value at a bound is the answer, not a hint."""
+    if converged or summary.best_distance is None:
+        return None
+    hits = at_bounds(summary.best_params, setup.space.distributions, setup.generator.parameters)
+    return [h.to_dict() for h in hits]
