@@ -29,6 +29,8 @@ Conditions (the same base detector, fine-tune settings and number of training im
     d2    (d) after the loop's own advice: the seed's loop run again with the unsearched
           parameters its first run named ("the target also differs in ...: add them with
           +search.space...") added to the search space
+    d3    (d2) after its own advice in turn: searched parameters whose best value sat at a
+          bound of the search range widened ("widen with search.space.X.high=...")
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -82,7 +84,7 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2")
+CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3")
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -270,8 +272,10 @@ def run_condition(
         )
         return record | {"metrics": metrics.as_dict(), "n_train": 0}
 
-    if condition == "d2":
+    if condition in ("d2", "d3"):
         loop_overrides = [*loop_overrides, *advised_overrides(seed, loop_overrides, target_name)]
+    if condition == "d3":
+        loop_overrides = [*loop_overrides, *widened_overrides(seed, loop_overrides, target_name)]
     summary, loop_dir = loop_summary(seed, loop_overrides, target_name)
     study = optuna.load_study(
         study_name=summary["study"]["name"], storage=f"sqlite:///{loop_dir / 'optuna.db'}"
@@ -285,7 +289,7 @@ def run_condition(
     candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
     space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
     selection = None
-    if condition in ("d", "h", "d2") or cfg.selection.method != "camera":
+    if condition in ("d", "h", "d2", "d3") or cfg.selection.method != "camera":
         selection = select_pool(
             generator,
             embedder,
@@ -307,7 +311,7 @@ def run_condition(
         selection = pool.randomised(space, {**base_params, **space.fixed}, n)
     elif condition == "e" and target.hidden_params is None:
         selection = pool.folder(MISMATCH_DATA / target_name / "oracle", n)
-    elif condition not in ("d", "h", "d2"):
+    elif condition not in ("d", "h", "d2", "d3"):
         params = {
             "b": dict(base_params),
             "aug": dict(base_params),
@@ -360,6 +364,24 @@ def advised_overrides(seed: int, loop_overrides: list[str], target: str) -> list
     return [str(s["override"]) for s in named(summary.get("unsearched_suspects") or [])]
 
 
+def widened_overrides(seed: int, loop_overrides: list[str], target: str) -> list[str]:
+    """The ``search.space.X.low/high`` overrides that widen the ranges whose bound the seed's
+    loop run ended at (``gen_loop.search.bounds``, as its console says); none when it
+    converged."""
+    from gen_loop.loop.components import build_generator
+    from gen_loop.search.bounds import at_bounds
+    from gen_loop.search.space import build_space
+
+    summary, _ = loop_summary(seed, loop_overrides, target)
+    if str(summary.get("stop_reason", "")).startswith("converged"):
+        return []
+    cfg = compose([*target_overrides(target), *loop_overrides])
+    specs = build_generator(cfg.generator)[0].parameters
+    space = build_space(cfg.search.space, specs, cfg.search.fixed)
+    hits = at_bounds(summary["best_params"], space.distributions, specs)
+    return [h.override for h in hits if h.override is not None]
+
+
 def loop_record(summary: Mapping[str, Any]) -> dict[str, Any]:
     """What the record keeps of the seed's loop run."""
     return {
@@ -370,6 +392,7 @@ def loop_record(summary: Mapping[str, Any]) -> dict[str, Any]:
         "stop_reason": summary.get("stop_reason"),
         "best_params": summary.get("best_params"),
         "unsearched_suspects": summary.get("unsearched_suspects"),
+        "at_range_bounds": summary.get("at_range_bounds"),
     }
 
 

@@ -79,20 +79,32 @@ class IndependentCamera:
     def film(self, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The stored frame (uint8 RGB) and the YOLO boxes ``(k, 5)`` of ``scene``."""
         h, w = scene.image.shape[:2]
-        map_r, map_g, map_b = self._lens_maps(h, w)
-        image = np.empty_like(scene.image)
-        for channel, (mx, my) in enumerate((map_r, map_g, map_b)):
-            image[..., channel] = cv2.remap(
-                scene.image[..., channel], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-            )
-        mx, my = map_g
+        mx, my = self._lens_maps(h, w)[1]
         masks = (
             np.stack([cv2.remap(m, mx, my, cv2.INTER_NEAREST, borderValue=0) for m in scene.masks])
             if len(scene.masks)
             else scene.masks
         )
-        boxes = boxes_from_masks(masks, scene.classes)
+        return self._film_linear(scene.image, rng), boxes_from_masks(masks, scene.classes)
 
+    def film_image(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Re-shoot a photograph (uint8 sRGB ``(H, W, 3)``) through this camera: its pixels,
+        decoded to linear light, are the scene radiance (the world's content is the photo's, so
+        ``sun_elevation``, ``fog`` and ``object_density`` do not apply)."""
+        if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+            raise ValueError(
+                f"expected a uint8 (H, W, 3) RGB photo, got {photo.dtype} {photo.shape}"
+            )
+        return self._film_linear(_linear(photo.astype(np.float32) / 255.0), rng)
+
+    def _film_linear(self, radiance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Lens, colour, sensor noise, tone curve, sRGB and JPEG on linear RGB ``radiance``."""
+        h, w = radiance.shape[:2]
+        image = np.empty_like(radiance)
+        for channel, (mx, my) in enumerate(self._lens_maps(h, w)):
+            image[..., channel] = cv2.remap(
+                radiance[..., channel], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
         linear = image * self.exposure * np.asarray(self.wb_gains, np.float32)
         linear = np.clip(linear, 0.0, None)
         shot = rng.poisson(linear * self.full_well) / self.full_well
@@ -106,7 +118,7 @@ class IndependentCamera:
         )
         assert ok
         frame = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1]
-        return np.ascontiguousarray(frame), boxes
+        return np.ascontiguousarray(frame)
 
     def render(self, width: int, height: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Render scene ``seed`` of this camera's world and film it."""
@@ -134,6 +146,13 @@ class IndependentCamera:
         out = tuple(maps)
         self._maps[(h, w)] = out  # type: ignore[assignment]
         return out
+
+
+def _linear(encoded: np.ndarray) -> np.ndarray:
+    """The inverse sRGB transfer function: encoded values in [0, 1] to linear light."""
+    return np.where(
+        encoded <= 0.04045, encoded / 12.92, np.power((encoded + 0.055) / 1.055, 2.4)
+    ).astype(np.float32)
 
 
 def _srgb(linear: np.ndarray) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""The photograph sanity case's numbers and grids, from the loop's run folders.
+
+Usage (after make_photos.py and one ``gen_loop run`` per camera, see make_photos.py)::
+
+    .venv/bin/python experiments/photos/report.py [--cameras dashcam_dusk cctv_fog]
+
+Per camera: one markdown table row (distance of the generator's current camera, best
+distance, floor, trials, stop, the found camera, what the run's analysis says), printed, and
+``grid_<camera>.jpg``: for one crop of each photograph, the untouched source crop, the same
+crop through the camera the loop found (the generator's own sensor model), and a target crop
+of the same photograph, re-shot through the independent camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gen_loop.generator.folder import box_masks
+from gen_loop.generator.sensor import SENSOR_PARAMETERS, SensorModel
+
+HERE = Path(__file__).resolve().parent
+DATA, RUNS = HERE / "data", HERE / "runs"
+SHOWN = ("color_temp_k", "red_std_scale", "exposure_ev", "contrast", "vignetting", "fisheye")
+
+
+def read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SystemExit(f"cannot read {path}: run make_photos.py first")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def grid(camera: str, params: dict[str, float], crops: int, n_photos: int) -> np.ndarray:
+    """Rows: source crop, source crop through ``params``, target crop; one column a photo."""
+    sensor = SensorModel({s.name: params.get(s.name, s.default) for s in SENSOR_PARAMETERS})
+    sources = sorted((DATA / "source" / "images").glob("*"))
+    targets = sorted((DATA / camera / "target" / "images").glob("*"))
+    rows: list[list[np.ndarray]] = [[], [], []]
+    for k in range(n_photos):
+        source = read(sources[k * crops])
+        h, w = source.shape[:2]
+        found, _ = sensor.apply(
+            source.astype(np.float32) / 255.0, box_masks(np.zeros((0, 5)), h, w), k
+        )
+        for row, tile in zip(rows, (source, found, read(targets[k * crops])), strict=True):
+            row.append(tile)
+    return np.concatenate([np.concatenate(r, 1) for r in rows], 0)
+
+
+def row(camera: str, summary: dict) -> str:
+    """One markdown table row of the run."""
+    floor = summary["noise_floor"]["mean"]
+    found = ", ".join(
+        f"{k} {summary['best_params'][k]:.3g}" for k in SHOWN if k in summary["best_params"]
+    )
+    lines = (summary.get("analysis") or {}).get("lines") or ["-"]
+    return (
+        f"| {camera} | {summary['default_distance']:.3f} | {summary['best_distance']:.3f} | "
+        f"{floor:.3f} | {summary['best_distance'] / floor:.2f}x | {summary['n_trials']} | "
+        f"{summary['stop_reason'].split(':')[0]} | {found} | {'; '.join(lines)} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cameras", nargs="+", default=["dashcam_dusk", "cctv_fog"])
+    args = parser.parse_args()
+    print(
+        "| camera | distance, generator's camera | best distance | floor | best / floor | "
+        "trials | stop | found camera | analysis |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for camera in args.cameras:
+        summary_path = RUNS / camera / "summary.json"
+        if not summary_path.is_file():
+            print(f"| {camera} | no run: {summary_path} missing |")
+            continue
+        summary = json.loads(summary_path.read_text())
+        listing = json.loads((DATA / camera / "photos.json").read_text())
+        print(row(camera, summary))
+        tiles = grid(
+            camera, summary["all_params"], listing["crops_per_photo"], len(listing["photos"])
+        )
+        small = cv2.resize(
+            tiles, (tiles.shape[1] // 2, tiles.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
+        cv2.imwrite(
+            str(HERE / f"grid_{camera}.jpg"), small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
+
+
+if __name__ == "__main__":
+    main()
