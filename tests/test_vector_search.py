@@ -269,3 +269,74 @@ def test_attribution_names_the_unsearched_parameter_the_searched_ones_cannot_mim
     line = suspects_line([s.to_dict() for s in suspects])
     assert len(chosen) == 2 and '"+search.space.g={low: 0.5, high: 2}"' in line
     assert suspects_line([{**by["z"].to_dict()}]).startswith("no unsearched generator parameter")
+
+
+def test_attribution_switches_an_unsearched_categorical_to_its_other_choices() -> None:
+    from gen_loop.generator.params import ParamSpec
+    from gen_loop.loop.console import suspects_line
+    from gen_loop.search.attribution import attribute, named
+
+    mix = np.random.default_rng(4).normal(size=(20, 3))  # columns: a (searched), fog, rain
+
+    def evaluate(p: dict[str, object]) -> np.ndarray:
+        weather = str(p["weather"])
+        # the target is foggy: a clear render is off by the fog column, a rainy one more so
+        return (
+            float(p["a"]) * mix[:, 0]
+            + {"clear": 1.0, "fog": 0.0, "rain": 1.5}[weather] * mix[:, 1]
+            + (weather == "rain") * mix[:, 2]
+        )
+
+    specs = {"weather": ParamSpec("weather", "clear", choices=("clear", "fog", "rain"))}
+    params: dict[str, object] = {"a": 0.0, "weather": "clear"}
+    suspects = attribute(
+        evaluate(params),
+        params,
+        {},
+        {"a": (-1.0, 1.0)},
+        evaluate,
+        choices=specs,  # type: ignore[arg-type]
+    )
+    by = {s.choice: s for s in suspects}
+    assert set(by) == {"fog", "rain"}  # one render per other choice, none for the current one
+    # fog explains all that the searched a cannot: the share is what is left beyond a's fit
+    assert suspects[0].choice == "fog" and suspects[0].share > 0.5 > by["rain"].share
+    fog = suspects[0].to_dict()
+    assert fog["label"] == "weather (fog)"
+    assert (
+        fog["override"] == "+search.space.weather={type: categorical, choices: [clear, fog, rain]}"
+    )
+    line = suspects_line([s.to_dict() for s in suspects])
+    assert line.startswith("the target also differs in weather (fog)")
+    assert named([fog]) == [fog]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_foggy_target_is_told_to_search_the_weather(tmp_path: Path) -> None:
+    # The target differs from the generator's defaults in its weather alone (fog, a
+    # categorical parameter, with the fog density it gates); only exposure is searched.
+    others = {"color_temp_k": 6500, "red_std_scale": 1, "contrast": 1, "vignetting": 0}
+    others |= {"fisheye": 0}
+    proc = run_cli(
+        tmp_path,
+        "run",
+        "debug=smoke",
+        "search=tpe",
+        *(f"~search.space.{name}" for name in others),
+        *(f"target.demo.params.{name}={value}" for name, value in others.items()),
+        "target.demo.params.exposure_ev=0",
+        "+target.demo.params.weather=fog",
+        "+target.demo.params.fog=0.6",
+        "finetune.enabled=false",
+        "analysis.enabled=false",
+        "hydra.run.dir=runs/x",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = RunSummary.load(tmp_path / "runs" / "x" / "summary.json")
+    from gen_loop.search.attribution import named
+
+    chosen = [(s["name"], s.get("choice")) for s in named(summary.unsearched_suspects or [])]
+    assert ("weather", "fog") in chosen, summary.unsearched_suspects  # one of the two named
+    assert "weather (fog)" in proc.stdout
+    assert '"+search.space.weather={type: categorical, choices: [clear, fog]}"' in proc.stdout

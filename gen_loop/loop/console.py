@@ -225,12 +225,18 @@ def suspects_line(suspects: list[dict[str, Any]]) -> str:
     chosen = named(suspects)
     if not chosen:
         top = suspects[0] if suspects else None
-        largest = f" (largest: {top['name']}, {top['share']:.0%})" if top else ""
+        largest = f" (largest: {_label(top)}, {top['share']:.0%})" if top else ""
         return f"no unsearched generator parameter explains the remaining distance{largest}"
-    names = " and ".join(s["name"] for s in chosen)
+    names = " and ".join(_label(s) for s in chosen)
     shares = " / ".join(f"{s['share']:.0%}" for s in chosen)
     overrides = " ".join(f'"{s["override"]}"' for s in chosen)
     return (
         f"the target also differs in {names} (moving each alone removes {shares} of the "
         f"remaining distance^2): add them with {overrides}"
     )
+
+
+def _label(suspect: Mapping[str, Any]) -> str:
+    """``fisheye``, or ``weather (fog)`` for a categorical suspect (summaries before
+    categorical suspects have no label)."""
+    return str(suspect.get("label") or suspect["name"])

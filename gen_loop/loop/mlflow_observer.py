@@ -11,14 +11,14 @@ observer closes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -188,10 +188,11 @@ class MlflowObserver(LoopObserver):
     def on_search_end(self, summary: RunSummary) -> None:
         self.tracker.set_tags({"gen_loop.stop_reason": summary.stop_reason})
         if summary.unsearched_suspects:
-            names = ", ".join(s["name"] for s in named(summary.unsearched_suspects)) or "none"
+            chosen = named(summary.unsearched_suspects)
+            names = ", ".join(str(s.get("label") or s["name"]) for s in chosen) or "none"
             self.tracker.set_tags({"gen_loop.unsearched_suspects": names})
             self.tracker.log_metrics(
-                {f"unsearched_share.{s['name']}": s["share"] for s in summary.unsearched_suspects}
+                {_share_key(s): s["share"] for s in summary.unsearched_suspects}
             )
         if summary.at_range_bounds:
             at = ", ".join(f"{h['name']}={h['side']}" for h in summary.at_range_bounds)
@@ -279,3 +280,10 @@ def _report_grid_error(number: int, job: Future[None]) -> None:
         log.warning(
             "trial %d: sample grid not logged: %s: %s", number, type(error).__name__, error
         )
+
+
+def _share_key(suspect: Mapping[str, Any]) -> str:
+    """The MLflow metric of a suspect's share: ``unsearched_share.fisheye``,
+    ``unsearched_share.weather.fog`` (MLflow metric names take no ``=``)."""
+    choice = suspect.get("choice")
+    return f"unsearched_share.{suspect['name']}" + (f".{choice}" if choice else "")

@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.summary import RunSummary
 from gen_loop.loop.trial import TrialSetup, evaluate_params
-from gen_loop.search.attribution import attribute, unsearched_numeric
+from gen_loop.search.attribution import attribute, unsearched_choices, unsearched_numeric
 from gen_loop.search.bounds import at_bounds
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,15 @@ def unsearched_suspects(
 ) -> list[dict[str, Any]] | None:
     """The unsearched parameters ranked by the share of the best trial's residual each one
     explains (:func:`gen_loop.search.attribution.attribute`: one batch render per searched and
-    per unsearched parameter), or None
+    per unsearched parameter, and per other choice of an unsearched categorical one), or None
     when there is nothing to explain: the search converged, no trial completed, or the scorer
     has no residual vector."""
     if converged or summary.best_distance is None or not setup.scorer.has_residual:
         return None
-    candidates = unsearched_numeric(
-        setup.generator.parameters, set(setup.space.distributions), set(setup.space.fixed)
-    )
-    if not candidates:
+    specs, searched_names = setup.generator.parameters, set(setup.space.distributions)
+    candidates = unsearched_numeric(specs, searched_names, set(setup.space.fixed))
+    choices = unsearched_choices(specs, searched_names, set(setup.space.fixed))
+    if not candidates and not choices:
         return None
     params: dict[str, ParamValue] = dict(summary.all_params)
 
@@ -46,7 +46,9 @@ def unsearched_suspects(
         if isinstance(dist, FloatDistribution | IntDistribution) and name in params
     }
     try:
-        suspects = attribute(residual_at(params), params, candidates, searched, residual_at)
+        suspects = attribute(
+            residual_at(params), params, candidates, searched, residual_at, choices
+        )
     except Exception as err:  # a diagnosis only: the run's results stand without it
         log.warning("could not attribute the remaining distance: %s: %s", type(err).__name__, err)
         return None

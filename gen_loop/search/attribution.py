@@ -2,10 +2,12 @@
 
 When the search stops above the noise floor, the target differs in something the search
 space does not contain. Each numeric generator parameter that was neither searched nor fixed
-is moved by a small step from the best trial's parameters (one render each), and so is each
-searched parameter (:func:`measure_effects`); the share of the remaining residual's squared
-norm that a candidate's effect adds to the searched parameters' linear fit ranks the suspects
-(:func:`rank`). The top ones are printed with the override that adds them to the search.
+is moved by a small step from the best trial's parameters (one render each), each unsearched
+categorical parameter is switched to each of its other choices (one render each: a fog the
+search space lacks), and each searched parameter is moved too (:func:`measure_effects`); the
+share of the remaining residual's squared norm that a candidate's effect adds to the searched
+parameters' linear fit ranks the suspects (:func:`rank`). The top ones are printed with the
+override that adds them to the search.
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ class Suspect:
         name: the generator parameter.
         share: the share of the residual's squared norm that moving it (and the searched
             parameters) removes, beyond what the searched parameters alone remove.
-        direction: +1 if the target looks like a larger value, -1 a smaller one.
-        low: the generator's range, for the suggested override.
+        direction: +1 if the target looks like a larger value (or like ``choice``), -1 a
+            smaller one.
+        low: the generator's range, for the suggested override (0 for a categorical one).
         high: see ``low``.
+        choice: for a categorical parameter, the other choice it was switched to (the target
+            looks like it when ``share`` is large); None for a numeric one.
+        choices: a categorical parameter's choices, for the suggested override.
     """
 
     name: str
@@ -42,14 +48,38 @@ class Suspect:
     direction: int
     low: float
     high: float
+    choice: str | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        """The name as the console prints it: ``fisheye``, ``weather (fog)``."""
+        return self.name if self.choice is None else f"{self.name} ({self.choice})"
 
     @property
     def override(self) -> str:
         """The Hydra override that adds the parameter to the search."""
+        if self.choices is not None:
+            listed = ", ".join(self.choices)
+            return f"+search.space.{self.name}={{type: categorical, choices: [{listed}]}}"
         return f"+search.space.{self.name}={{low: {self.low:g}, high: {self.high:g}}}"
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "override": self.override}
+        out = {**asdict(self), "label": self.label, "override": self.override}
+        out["choices"] = None if self.choices is None else list(self.choices)
+        return out
+
+
+def unsearched_choices(
+    specs: Mapping[str, ParamSpec], searched: set[str], fixed: set[str]
+) -> dict[str, ParamSpec]:
+    """The generator's categorical parameters (two choices or more) that are neither searched
+    nor fixed."""
+    return {
+        name: spec
+        for name, spec in specs.items()
+        if spec.choices and len(spec.choices) > 1 and name not in searched and name not in fixed
+    }
 
 
 def unsearched_numeric(
@@ -82,7 +112,9 @@ class Effects:
         searched_low: (S,) lowest move of each, a fraction of its range (<= 0).
         searched_high: (S,) highest move (>= 0).
         candidates: each unsearched candidate's (column, low, high, spec); column None when
-            the parameter is not in the point (nothing to move).
+            the parameter is not in the point (nothing to move). A categorical parameter has
+            one candidate per other choice, keyed ``name=choice``, its column the effect of the
+            switch (low 0, high 1).
     """
 
     residual: np.ndarray
@@ -98,9 +130,11 @@ def measure_effects(
     candidates: Mapping[str, ParamSpec],
     searched: Mapping[str, tuple[float, float]],
     evaluate: Callable[[dict[str, ParamValue]], np.ndarray],
+    choices: Mapping[str, ParamSpec] | None = None,
 ) -> Effects:
     """Move each searched and each candidate parameter by :data:`STEP` of its range from
-    ``params`` (inwards at an upper bound), one ``evaluate`` each."""
+    ``params`` (inwards at an upper bound), one ``evaluate`` each; switch each categorical
+    candidate of ``choices`` to each of its other choices, one ``evaluate`` each."""
     r = np.asarray(residual, dtype=np.float64)
 
     def effect(name: str, low: float, high: float) -> tuple[np.ndarray, float, float]:
@@ -120,6 +154,17 @@ def measure_effects(
             continue
         column, low, high = effect(name, spec.low, spec.high)
         out[name] = (column, low, high, spec)
+    for name, spec in (choices or {}).items():
+        assert spec.choices
+        for choice in spec.choices:
+            if name in params and choice == params[name]:
+                continue
+            key = f"{name}={choice}"
+            if name not in params:
+                out[key] = (None, 0.0, 1.0, spec)
+                continue
+            switched = np.asarray(evaluate({**params, name: choice}), np.float64)
+            out[key] = (switched - r, 0.0, 1.0, spec)
     return Effects(
         r,
         columns,
@@ -144,10 +189,16 @@ def rank(effects: Effects) -> list[Suspect]:
     base = effects.searched
     base_fit = _explained(base, r)
     out = []
-    for name, (column, low, high, spec) in effects.candidates.items():
-        assert spec.low is not None and spec.high is not None
+    for key, (column, low, high, spec) in effects.candidates.items():
+        name, _, choice = key.partition("=")
+        if spec.choices:
+            extra: dict[str, Any] = {"choice": choice, "choices": tuple(map(str, spec.choices))}
+            bounds = (0.0, 0.0)
+        else:
+            assert spec.low is not None and spec.high is not None
+            extra, bounds = {}, (spec.low, spec.high)
         if column is None or norm2 == 0.0 or not np.any(column):
-            out.append(Suspect(name, 0.0, 0, spec.low, spec.high))
+            out.append(Suspect(name, 0.0, 0, *bounds, **extra))
             continue
         fit = np.column_stack([base, column])
         coef = np.linalg.lstsq(fit, r, rcond=None)[0]
@@ -156,8 +207,8 @@ def rank(effects: Effects) -> list[Suspect]:
         # The fit moves the candidate by -coef: the target looks like the other direction.
         direction = 1 if coef[-1] < 0 else -1
         if (direction < 0 and low >= 0.0) or (direction > 0 and high <= 0.0):
-            share = 0.0  # the fit wants it past its bound: not the cause
-        out.append(Suspect(name, share, direction, spec.low, spec.high))
+            share = 0.0  # the fit wants it past its bound (or a switch undone): not the cause
+        out.append(Suspect(name, share, direction, *bounds, **extra))
     return sorted(out, key=lambda s: -s.share)
 
 
@@ -167,6 +218,7 @@ def attribute(
     candidates: Mapping[str, ParamSpec],
     searched: Mapping[str, tuple[float, float]],
     evaluate: Callable[[dict[str, ParamValue]], np.ndarray],
+    choices: Mapping[str, ParamSpec] | None = None,
 ) -> list[Suspect]:
     """Rank ``candidates`` by the share of ``residual`` (at ``params``) each one explains.
 
@@ -176,12 +228,13 @@ def attribute(
         candidates: the unsearched parameters to try (:func:`unsearched_numeric`).
         searched: the searched numeric parameters' ranges.
         evaluate: renders a full parameter set and returns its residual (one batch each:
-            one per searched parameter and one per candidate).
+            one per searched parameter, one per candidate, one per other choice).
+        choices: the unsearched categorical parameters to try (:func:`unsearched_choices`).
 
     Returns:
         Every candidate, largest share first (:func:`rank`).
     """
-    return rank(measure_effects(residual, params, candidates, searched, evaluate))
+    return rank(measure_effects(residual, params, candidates, searched, evaluate, choices))
 
 
 def _explained(columns: np.ndarray, r: np.ndarray) -> float:
