@@ -2,13 +2,14 @@
 
 Usage (after make_photos.py and one ``gen_loop run`` per camera, see make_photos.py)::
 
-    .venv/bin/python experiments/photos/report.py [--cameras dashcam_dusk cctv_fog]
+    .venv/bin/python experiments/photos/report.py [--runs dashcam_dusk cctv_fog ...]
 
-Per camera: one markdown table row (distance of the generator's current camera, best
-distance, floor, trials, stop, the found camera, what the run's analysis says), printed, and
-``grid_<camera>.jpg``: for one crop of each photograph, the untouched source crop, the same
-crop through the camera the loop found (the generator's own sensor model), and a target crop
-of the same photograph, re-shot through the independent camera.
+Per run folder of ``runs/`` (its camera read from the run's target folder): one markdown
+table row (distance of the generator's current camera, best distance, floor, trials, stop, the
+found camera, what the run's analysis says), printed, and ``grid_<run>.jpg``: for one crop of
+each photograph, the untouched source crop, the same crop through the camera the loop found
+(the generator's own sensor model), and a target crop of the same photograph, re-shot
+through the independent camera.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from gen_loop.generator.sensor import SENSOR_PARAMETERS, SensorModel
 
 HERE = Path(__file__).resolve().parent
 DATA, RUNS = HERE / "data", HERE / "runs"
-SHOWN = ("color_temp_k", "red_std_scale", "exposure_ev", "contrast", "vignetting", "fisheye")
 
 
 def read(path: Path) -> np.ndarray:
@@ -55,9 +55,7 @@ def grid(camera: str, params: dict[str, float], crops: int, n_photos: int) -> np
 def row(camera: str, summary: dict) -> str:
     """One markdown table row of the run."""
     floor = summary["noise_floor"]["mean"]
-    found = ", ".join(
-        f"{k} {summary['best_params'][k]:.3g}" for k in SHOWN if k in summary["best_params"]
-    )
+    found = ", ".join(f"{k} {v:.3g}" for k, v in summary["best_params"].items())
     lines = (summary.get("analysis") or {}).get("lines") or ["-"]
     return (
         f"| {camera} | {summary['default_distance']:.3f} | {summary['best_distance']:.3f} | "
@@ -68,21 +66,25 @@ def row(camera: str, summary: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cameras", nargs="+", default=["dashcam_dusk", "cctv_fog"])
+    parser.add_argument(
+        "--runs", nargs="+", default=["dashcam_dusk", "cctv_fog", "cctv_fog_advised"]
+    )
     args = parser.parse_args()
     print(
-        "| camera | distance, generator's camera | best distance | floor | best / floor | "
+        "| run | distance, generator's camera | best distance | floor | best / floor | "
         "trials | stop | found camera | analysis |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for camera in args.cameras:
-        summary_path = RUNS / camera / "summary.json"
+    for run in args.runs:
+        summary_path = RUNS / run / "summary.json"
         if not summary_path.is_file():
-            print(f"| {camera} | no run: {summary_path} missing |")
+            print(f"| {run} | no run: {summary_path} missing |")
             continue
         summary = json.loads(summary_path.read_text())
+        # the target folder is data/<camera>/target/images
+        camera = Path(summary["target"]["description"].split(" ", 1)[1]).parents[1].name
         listing = json.loads((DATA / camera / "photos.json").read_text())
-        print(row(camera, summary))
+        print(row(run, summary))
         tiles = grid(
             camera, summary["all_params"], listing["crops_per_photo"], len(listing["photos"])
         )
@@ -90,7 +92,7 @@ def main() -> None:
             tiles, (tiles.shape[1] // 2, tiles.shape[0] // 2), interpolation=cv2.INTER_AREA
         )
         cv2.imwrite(
-            str(HERE / f"grid_{camera}.jpg"), small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85]
+            str(HERE / f"grid_{run}.jpg"), small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85]
         )
 
 
