@@ -295,10 +295,10 @@ def plot(results: Results, tag: str, path: Path) -> None:
         f"({tag}; bars mean ± std, dots: {n} seeds)"
     )
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend below the axes stays whole
     plt.close(fig)
 
 
