@@ -36,3 +36,27 @@ def run_cli(cwd: Path, *args: str, timeout: float = 600) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
+
+
+#: The demo target's parameters (conf/target/demo.yaml) at the generator's defaults.
+DEFAULT_CAMERA = {
+    "color_temp_k": 6500,
+    "red_std_scale": 1,
+    "exposure_ev": 0,
+    "contrast": 1,
+    "vignetting": 0,
+    "fisheye": 0,
+}
+
+
+def one_difference(searched: str, **target: object) -> list[str]:
+    """Overrides for a demo target that is the generator's default camera except for
+    ``target`` (new keys, such as ``weather``, are added), with only ``searched`` searched."""
+    camera = {**DEFAULT_CAMERA, **target}
+    return [
+        *(f"~search.space.{name}" for name in DEFAULT_CAMERA if name != searched),
+        *(
+            f"{'' if name in DEFAULT_CAMERA else '+'}target.demo.params.{name}={value}"
+            for name, value in camera.items()
+        ),
+    ]

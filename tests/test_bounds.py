@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from gen_loop.generator.sensor import SENSOR_PARAMETERS
 from gen_loop.loop.summary import RunSummary
 from gen_loop.search.bounds import AT_BOUND, BoundHit, at_bounds, bounds_line
-from tests.cli import run_cli
+from tests.cli import one_difference, run_cli
 
 SPECS = {spec.name: spec for spec in SENSOR_PARAMETERS}
 SPACE = {
@@ -66,17 +66,13 @@ def test_a_run_whose_camera_lies_past_the_range_says_so_everywhere(tmp_path: Pat
     # A target that differs from the generator's defaults in exposure alone, +1.5 EV, beyond
     # the top (0 EV) of the only searched range: the best trial ends at the bound, above the
     # floor.
-    others = {"color_temp_k": 6500, "red_std_scale": 1, "contrast": 1, "vignetting": 0}
-    others |= {"fisheye": 0}
     proc = run_cli(
         tmp_path,
         "run",
         "debug=smoke",
         "search=tpe",
         "search.space.exposure_ev.high=0",
-        "target.demo.params.exposure_ev=1.5",
-        *(f"~search.space.{name}" for name in others),
-        *(f"target.demo.params.{name}={value}" for name, value in others.items()),
+        *one_difference("exposure_ev", exposure_ev=1.5),
         "finetune.enabled=false",
         "analysis.enabled=false",
         "hydra.run.dir=runs/x",

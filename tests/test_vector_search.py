@@ -25,7 +25,7 @@ from gen_loop.search.vector_sampler import (
     residual_of,
     stored_residual,
 )
-from tests.cli import run_cli
+from tests.cli import one_difference, run_cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -316,18 +316,12 @@ def test_attribution_switches_an_unsearched_categorical_to_its_other_choices() -
 def test_a_foggy_target_is_told_to_search_the_weather(tmp_path: Path) -> None:
     # The target differs from the generator's defaults in its weather alone (fog, a
     # categorical parameter, with the fog density it gates); only exposure is searched.
-    others = {"color_temp_k": 6500, "red_std_scale": 1, "contrast": 1, "vignetting": 0}
-    others |= {"fisheye": 0}
     proc = run_cli(
         tmp_path,
         "run",
         "debug=smoke",
         "search=tpe",
-        *(f"~search.space.{name}" for name in others),
-        *(f"target.demo.params.{name}={value}" for name, value in others.items()),
-        "target.demo.params.exposure_ev=0",
-        "+target.demo.params.weather=fog",
-        "+target.demo.params.fog=0.6",
+        *one_difference("exposure_ev", weather="fog", fog=0.6),
         "finetune.enabled=false",
         "analysis.enabled=false",
         "hydra.run.dir=runs/x",
