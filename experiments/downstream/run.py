@@ -31,6 +31,7 @@ Conditions (the same base detector, fine-tune settings and number of training im
           +search.space...") added to the search space
     d3    (d2) after its own advice in turn: searched parameters whose best value sat at a
           bound of the search range widened ("widen with search.space.X.high=...")
+    h3    (d3)'s loop run with (h)'s selection (``selection=jitter``, run's default)
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -84,16 +85,18 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3")
+CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3", "h3")
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
     "aug": ("finetune.augment=true",),
     "augnm": ("finetune.augment=true",),
 }
-#: The selection each condition composes (every one but (h) the former default, camera, so
+#: The selection each condition composes (every one but (h), (h3) the former default, camera, so
 #: the records stay comparable whatever ``run``'s default is).
-CONDITION_SELECTION: dict[str, str] = {"h": "jitter"}
+CONDITION_SELECTION: dict[str, str] = {"h": "jitter", "h3": "jitter"}
+#: The conditions that train on the loop's own selection.
+LOOP_CONDITIONS = ("d", "h", "d2", "d3", "h3")
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
 ULTRALYTICS_DEFAULTS: dict[str, dict[str, object]] = {"aug": {"close_mosaic": 0}}
@@ -272,9 +275,9 @@ def run_condition(
         )
         return record | {"metrics": metrics.as_dict(), "n_train": 0}
 
-    if condition in ("d2", "d3"):
+    if condition in ("d2", "d3", "h3"):
         loop_overrides = [*loop_overrides, *advised_overrides(seed, loop_overrides, target_name)]
-    if condition == "d3":
+    if condition in ("d3", "h3"):
         loop_overrides = [*loop_overrides, *widened_overrides(seed, loop_overrides, target_name)]
     summary, loop_dir = loop_summary(seed, loop_overrides, target_name)
     study = optuna.load_study(
@@ -289,7 +292,7 @@ def run_condition(
     candidates = ranked_params(study, base_params, cfg.selection.pool_trials)  # best first
     space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
     selection = None
-    if condition in ("d", "h", "d2", "d3") or cfg.selection.method != "camera":
+    if condition in LOOP_CONDITIONS or cfg.selection.method != "camera":
         selection = select_pool(
             generator,
             embedder,
@@ -311,7 +314,7 @@ def run_condition(
         selection = pool.randomised(space, {**base_params, **space.fixed}, n)
     elif condition == "e" and target.hidden_params is None:
         selection = pool.folder(MISMATCH_DATA / target_name / "oracle", n)
-    elif condition not in ("d", "h", "d2", "d3"):
+    elif condition not in LOOP_CONDITIONS:
         params = {
             "b": dict(base_params),
             "aug": dict(base_params),
