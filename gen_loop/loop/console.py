@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from gen_loop.loop.mlflow_view import VIEW_KEY
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd
 from gen_loop.loop.summary import RunSummary
-from gen_loop.search.attribution import named
+from gen_loop.search.attribution import label, named
 from gen_loop.search.bounds import bounds_line
 from gen_loop.search.floor_quality import FloorQuality
 from gen_loop.tracking.links import runs_table_url, ui_command
@@ -225,18 +225,12 @@ def suspects_line(suspects: list[dict[str, Any]]) -> str:
     chosen = named(suspects)
     if not chosen:
         top = suspects[0] if suspects else None
-        largest = f" (largest: {_label(top)}, {top['share']:.0%})" if top else ""
+        largest = f" (largest: {label(top)}, {top['share']:.0%})" if top else ""
         return f"no unsearched generator parameter explains the remaining distance{largest}"
-    names = " and ".join(_label(s) for s in chosen)
+    names = " and ".join(label(s) for s in chosen)
     shares = " / ".join(f"{s['share']:.0%}" for s in chosen)
     overrides = " ".join(f'"{s["override"]}"' for s in chosen)
     return (
         f"the target also differs in {names} (moving each alone removes {shares} of the "
         f"remaining distance^2): add them with {overrides}"
     )
-
-
-def _label(suspect: Mapping[str, Any]) -> str:
-    """``fisheye``, or ``weather (fog)`` for a categorical suspect (summaries before
-    categorical suspects have no label)."""
-    return str(suspect.get("label") or suspect["name"])

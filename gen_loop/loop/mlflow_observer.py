@@ -29,7 +29,7 @@ from gen_loop.loop.mlflow_view import parent_run_name, target_label, view_tags
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialEnd, TrialStart
 from gen_loop.loop.run_note import NOTE_TAG, REPORT_ARTIFACT, result_note, start_note
 from gen_loop.loop.summary import MlflowInfo, RunSummary
-from gen_loop.search.attribution import named
+from gen_loop.search.attribution import label, named
 from gen_loop.tracking import Tracker, TrialRun, image_grid
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class MlflowObserver(LoopObserver):
         self.tracker.set_tags({"gen_loop.stop_reason": summary.stop_reason})
         if summary.unsearched_suspects:
             chosen = named(summary.unsearched_suspects)
-            names = ", ".join(str(s.get("label") or s["name"]) for s in chosen) or "none"
+            names = ", ".join(label(s) for s in chosen) or "none"
             self.tracker.set_tags({"gen_loop.unsearched_suspects": names})
             self.tracker.log_metrics(
                 {_share_key(s): s["share"] for s in summary.unsearched_suspects}

@@ -243,6 +243,12 @@ def _explained(columns: np.ndarray, r: np.ndarray) -> float:
     return float(fitted @ fitted)
 
 
+def label(suspect: Mapping[str, Any]) -> str:
+    """A suspect's name as it is printed and tagged (``Suspect.to_dict`` form): ``fisheye``,
+    ``weather (fog)``; a summary from before categorical suspects has no label."""
+    return str(suspect.get("label") or suspect["name"])
+
+
 def named(suspects: Sequence[Mapping[str, Any]], top: int = 2) -> list[Mapping[str, Any]]:
     """The suspects worth naming (``Suspect.to_dict`` forms, largest share first): the ``top``
     largest shares of at least :data:`MIN_SHARE`."""
