@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "mismatch"))  # camera.py
 from camera import CAMERAS  # noqa: E402
 
+from gen_loop._imageio import read_image_rgb, write_image_rgb  # noqa: E402
 from gen_loop.generator.base import DEFAULT_CLASS_NAMES, Batch  # noqa: E402
 from gen_loop.generator.yolo_io import write_yolo_dataset  # noqa: E402
 
@@ -76,14 +77,6 @@ def find_photos() -> dict[str, Path]:
     return found
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """A photo as uint8 RGB (alpha dropped)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"cannot read {path}")
-    return np.ascontiguousarray(image[..., ::-1])
-
-
 def crops(photo: np.ndarray, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """``n`` random square crops of ``photo`` (side 0.5-0.9 of its short side, random place,
     random horizontal flip), each resized to ``size`` x ``size``."""
@@ -115,7 +108,7 @@ def main() -> None:
     paths = find_photos()
     if len(paths) < 2:
         raise SystemExit("fewer than two photographs found in the installed packages")
-    photos = [read_rgb(p) for p in paths.values()]
+    photos = [read_image_rgb(p) for p in paths.values()]
     source_rng, target_rng = np.random.default_rng(SOURCE_SEED), np.random.default_rng(TARGET_SEED)
     source = [c for p in photos for c in crops(p, args.crops, args.size, source_rng)]
     target_crops = [c for p in photos for c in crops(p, args.crops, args.size, target_rng)]
@@ -135,7 +128,7 @@ def main() -> None:
         np.concatenate([source[i] for i in pick], 1),
         np.concatenate([target[i] for i in pick], 1),
     ]
-    cv2.imwrite(str(root / "grid.png"), np.concatenate(rows, 0)[..., ::-1])
+    write_image_rgb(root / "grid.png", np.concatenate(rows, 0))
     print(
         f"{len(paths)} photographs: {len(source)} source crops -> {DATA / 'source'}, "
         f"{len(target)} target crops through {args.camera} -> {root / 'target'}"

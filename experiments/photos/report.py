@@ -21,18 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gen_loop._imageio import read_image_rgb
 from gen_loop.generator.folder import box_masks
 from gen_loop.generator.sensor import SENSOR_PARAMETERS, SensorModel
 
 HERE = Path(__file__).resolve().parent
 DATA, RUNS = HERE / "data", HERE / "runs"
-
-
-def read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"cannot read {path}: run make_photos.py first")
-    return np.ascontiguousarray(image[..., ::-1])
 
 
 def grid(camera: str, params: dict[str, float], crops: int, n_photos: int) -> np.ndarray:
@@ -42,12 +36,13 @@ def grid(camera: str, params: dict[str, float], crops: int, n_photos: int) -> np
     targets = sorted((DATA / camera / "target" / "images").glob("*"))
     rows: list[list[np.ndarray]] = [[], [], []]
     for k in range(n_photos):
-        source = read(sources[k * crops])
+        source = read_image_rgb(sources[k * crops])
         h, w = source.shape[:2]
         found, _ = sensor.apply(
             source.astype(np.float32) / 255.0, box_masks(np.zeros((0, 5)), h, w), k
         )
-        for row, tile in zip(rows, (source, found, read(targets[k * crops])), strict=True):
+        target = read_image_rgb(targets[k * crops])
+        for row, tile in zip(rows, (source, found, target), strict=True):
             row.append(tile)
     return np.concatenate([np.concatenate(r, 1) for r in rows], 0)
 
@@ -83,7 +78,10 @@ def main() -> None:
         summary = json.loads(summary_path.read_text())
         # the target folder is data/<camera>/target/images
         camera = Path(summary["target"]["description"].split(" ", 1)[1]).parents[1].name
-        listing = json.loads((DATA / camera / "photos.json").read_text())
+        listing_path = DATA / camera / "photos.json"
+        if not listing_path.is_file():
+            raise SystemExit(f"{listing_path} missing: run make_photos.py --camera {camera} first")
+        listing = json.loads(listing_path.read_text())
         print(row(run, summary))
         tiles = grid(
             camera, summary["all_params"], listing["crops_per_photo"], len(listing["photos"])
