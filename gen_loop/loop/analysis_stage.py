@@ -30,14 +30,23 @@ from gen_loop.analysis.route import Route
 from gen_loop.analysis.settings import to_settings
 from gen_loop.analysis.shift import headline
 from gen_loop.config.analysis import RunAnalysisConfig
+from gen_loop.config.schema import RunConfig
 from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.generator.base import Batch, Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.loop.summary import AnalysisInfo
+from gen_loop.loop.summary import AnalysisInfo, RunSummary
+from gen_loop.loop.target_data import TargetData
 from gen_loop.search.study import from_objective
 
-__all__ = ["CENTROID_ATTR", "RunSets", "analyse_run", "search_route", "stored_centroid"]
+__all__ = [
+    "CENTROID_ATTR",
+    "RunSets",
+    "analyse_run",
+    "analyse_selection",
+    "search_route",
+    "stored_centroid",
+]
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +260,56 @@ def analyse_run(
         metrics=metrics,
         seconds=time.perf_counter() - clock,
     )
+
+
+def analyse_selection(
+    cfg: RunConfig,
+    summary: RunSummary,
+    study: optuna.Study,
+    selected: Batch,
+    target: TargetData,
+    base_params: Mapping[str, ParamValue],
+    generator: Generator,
+    embedder: Embedder,
+    weights: Path | None,
+    cache_dir: Path,
+    run_dir: Path,
+) -> AnalysisInfo:
+    """The run's population analysis (``analysis.*``, :func:`analyse_run`) of its target,
+    source and best cameras and ``selected``, written to ``run_dir/report``. A failure is
+    logged and recorded (``AnalysisInfo.error``), never the end of a run whose search and
+    selection are done."""
+    images = target.images
+    sets = RunSets(
+        target_images=images.images,
+        target_fingerprint=images.fingerprint,
+        target_description=target.description,
+        source_params=base_params,
+        best_params=summary.all_params,
+        scene_seed=cfg.search.scene_seed,
+        batch_size=cfg.search.batch_size,
+        selected=selected,
+    )
+    e = cfg.embedder
+    detector = None if weights is None else (e.model, weights, e.imgsz, e.device, e.batch_size)
+    try:
+        return analyse_run(
+            cfg.analysis,
+            sets,
+            search_route(study),
+            generator=generator,
+            embedder=embedder,
+            detector=detector,
+            cache_dir=cache_dir,
+            out=run_dir / "report",
+            header={
+                "embedder": f"{e.model}, weights {weights or 'random'}, layers "
+                f"{list(e.layers)}, {e.imgsz} px",
+                "run folder": str(run_dir),
+                "search": f"{summary.n_trials} trials, {summary.stop_reason}",
+            },
+        )
+    except Exception as err:  # the analysis explains the run; it must not lose it
+        reason = f"{type(err).__name__}: {err}"
+        log.warning("the run's analysis failed (analysis.enabled=false skips it): %s", reason)
+        return AnalysisInfo(report="", lines=[], metrics={}, seconds=0.0, error=reason)

@@ -12,19 +12,26 @@ share; the loop's result counts as better only if it beats this control too
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gen_loop.config.schema import RunConfig
 from gen_loop.embedder.base import Embedder
+from gen_loop.errors import FinetuneError
 from gen_loop.finetune import Finetuner, add_replay
+from gen_loop.finetune.verdict import control_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
+from gen_loop.loop.summary import RunSummary
 from gen_loop.score.scorer import Scorer
 from gen_loop.search.space import SearchSpace
 from gen_loop.selection import randomised_selection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,3 +88,30 @@ def run_control(
     return ControlResult(
         dict(evaluation["after"]), tuned, len(selection.batch) + replayed, cameras
     )
+
+
+def judge_against_control(
+    summary: RunSummary, control: Callable[[], ControlResult], require_gain: bool
+) -> Path | None:
+    """Fine-tune the control (``control()``: :func:`run_control` on as many images as the
+    selection) and judge the summary's verdict against it too; record its metrics in the
+    summary's evaluation and return its weights. A failed control fine-tune is logged and
+    recorded, and the verdict then stands on the base alone and says so (returns None)."""
+    try:
+        result = control()
+    except FinetuneError as err:
+        reason = str(err).splitlines()[0]
+        log.warning("the domain-randomised control's fine-tune failed: %s", reason)
+        summary.evaluation["control_failed"] = reason
+        summary.verdict = dataclasses.replace(
+            summary.verdict,
+            message=f"{summary.verdict.message}; not compared with the domain-randomised "
+            f"control (its fine-tune failed: {reason})",
+        )
+        return None
+    summary.evaluation["control"] = result.metrics
+    summary.evaluation["control_set"] = {"images": result.n_images, "cameras": result.cameras}
+    summary.verdict = control_verdict(
+        summary.verdict, float(result.metrics["map50"]), require_gain
+    )
+    return result.weights

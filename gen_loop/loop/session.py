@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import optuna
@@ -21,26 +17,20 @@ from gen_loop.embedder.base import Embedder
 from gen_loop.embedder.cache import cached_embeddings
 from gen_loop.errors import FinetuneError
 from gen_loop.finetune import Finetuner, add_replay
-from gen_loop.finetune.verdict import (
-    control_stands,
-    control_verdict,
-    failed_verdict,
-    gain_verdict,
-    unknown_verdict,
-)
-from gen_loop.generator.base import Batch, Generator
+from gen_loop.finetune.verdict import unknown_verdict
+from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
-from gen_loop.loop.analysis_stage import RunSets, analyse_run, search_route
+from gen_loop.loop.analysis_stage import analyse_selection
 from gen_loop.loop.components import build_scorer
 from gen_loop.loop.console import ConsoleObserver
-from gen_loop.loop.control_stage import run_control
+from gen_loop.loop.control_stage import ControlResult, judge_against_control, run_control
 from gen_loop.loop.figures import run_figures
+from gen_loop.loop.finetune_stage import finetune_stage
 from gen_loop.loop.mlflow_observer import MlflowObserver, open_tracker
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunStart
 from gen_loop.loop.resume import distance_parts, earlier_summary, is_finished
 from gen_loop.loop.search_loop import SearchOutcome, search
 from gen_loop.loop.summary import (
-    AnalysisInfo,
     FinalStage,
     MlflowInfo,
     RunSummary,
@@ -49,6 +39,7 @@ from gen_loop.loop.summary import (
     TargetInfo,
 )
 from gen_loop.loop.target_data import TargetData
+from gen_loop.loop.timing import timed
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.loop.unsearched import range_bound_hits, unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
@@ -62,7 +53,6 @@ from gen_loop.search.workers import claim_finalisation, join_study, mark_finalis
 from gen_loop.selection import ranked_params, select_pool
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -116,7 +106,7 @@ class LoopSession:
         """
         cfg = self.cfg
         earlier = earlier_summary(self.run_dir)
-        scorer, floor, n_target = self._timed("target_embed_s", self._fit_scorer)
+        scorer, floor, n_target = timed(self.timings, "target_embed_s", self._fit_scorer)
         quality = self._floor_quality(floor, n_target)
         convergence = self._convergence(floor, n_target, quality.stop_at_floor)
         storage = cfg.search.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
@@ -149,7 +139,9 @@ class LoopSession:
                 )
             )
             setup = self._trial_setup(scorer)
-            outcome = self._timed("search_s", search, study, setup, convergence, observer, mutex)
+            outcome = timed(
+                self.timings, "search_s", search, study, setup, convergence, observer, mutex
+            )
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
             summary.floor_quality = noted
             if not outcome.interrupted:
@@ -174,13 +166,6 @@ class LoopSession:
             observer.on_end(result)
             if failure is not None:  # the MLflow run ends FAILED, the summary is written
                 raise failure
-        return result
-
-    def _timed(self, key: str, step: Callable[..., _T], *args: object) -> _T:
-        """Run ``step(*args)`` and record its seconds in ``timings[key]``."""
-        clock = time.perf_counter()
-        result = step(*args)
-        self.timings[key] = time.perf_counter() - clock
         return result
 
     def _fit_scorer(self) -> tuple[Scorer, NoiseFloor, int]:
@@ -338,7 +323,8 @@ class LoopSession:
             cfg.search.batch_size,
             self.run_dir,
         )
-        selection = self._timed(
+        selection = timed(
+            self.timings,
             "selection_s",
             select_pool,
             self.generator,
@@ -362,59 +348,51 @@ class LoopSession:
         summary.pool_size = selection.pool_size
         summary.selection_threshold = selection.threshold
         if cfg.analysis.enabled:
-            summary.analysis = self._timed(
-                "analysis_s", self._analyse, summary, study, selection.batch
+            summary.analysis = timed(
+                self.timings,
+                "analysis_s",
+                analyse_selection,
+                cfg,
+                summary,
+                study,
+                selection.batch,
+                self.target,
+                self.base_params,
+                self.generator,
+                self.embedder,
+                self.weights,
+                self.cache_dir,
+                self.run_dir,
             )
-        weights, failure, control_weights = None, None, None
-        if self.finetuner is None:
-            summary.evaluation = {"skipped": "fine-tuning disabled (finetune.enabled=false)"}
-            summary.verdict = unknown_verdict("unknown: fine-tuning disabled")
-        elif self.weights is None:
-            summary.evaluation = {"skipped": self.no_weights_reason}
-            summary.verdict = unknown_verdict(f"unknown: {self.no_weights_reason.split(' (')[0]}")
-        else:
-            try:
-                weights, summary.evaluation = self._timed(
-                    "finetune_s",
-                    self.finetuner.finetune,
-                    self.weights,
-                    cfg.embedder.model,
-                    selection,
-                    self.target.labels_yaml,
-                    self.run_dir / "finetune",
-                )
-            except FinetuneError as err:
-                failure = err
-                reason = str(err).splitlines()[0]
-                summary.evaluation = {"failed": reason}
-                summary.verdict = failed_verdict(reason, cfg.finetune.min_gain)
-                summary.result_weights = str(self.weights)
-            else:
-                summary.finetuned_weights = str(weights)
-                summary.verdict = gain_verdict(
-                    summary.evaluation, cfg.finetune.min_gain, cfg.finetune.require_gain
-                )
-                if cfg.finetune.control == "randomised" and summary.verdict.after is not None:
-                    control_weights = self._control(summary, scorer)
-                # Rejected weights stay on disk and in MLflow, but not under the result's name.
-                summary.result_weights = str(weights if summary.verdict.accepted else self.weights)
-                if control_stands(summary.verdict):
-                    summary.result_weights = str(control_weights)
+        done = finetune_stage(
+            summary,
+            selection,
+            self.finetuner,
+            self.weights,
+            self.no_weights_reason,
+            cfg.embedder.model,
+            self.target.labels_yaml,
+            self.run_dir / "finetune",
+            cfg.finetune,
+            lambda judged: self._control(judged, scorer),
+            self.timings,
+        )
         summary.final_stage = FinalStage(cfg.search.n_trials, summary.n_trials, summary.best_trial)
-        outputs = FinishOutputs(plot_files, selection.manifest, weights, control_weights)
+        outputs = FinishOutputs(plot_files, selection.manifest, done.weights, done.control_weights)
         observer.on_finish(summary, outputs)
-        return failure
+        return done.failure
 
     def _control(self, summary: RunSummary, scorer: Scorer) -> Path | None:
         """Fine-tune the domain-randomised control (``finetune.control=randomised``) on as many
-        images as the selection and judge the loop's fine-tune against it too; returns the
-        control's weights (None when its fine-tune failed: the verdict then stands on the
-        base alone, and says so)."""
+        images as the selection, and judge the loop's fine-tune against it too."""
         cfg = self.cfg
         assert self.finetuner is not None and self.weights is not None
         assert self.target.labels_yaml is not None
-        try:
-            control = self._timed(
+        finetuner, weights, labels = self.finetuner, self.weights, self.target.labels_yaml
+
+        def control() -> ControlResult:
+            return timed(
+                self.timings,
                 "control_s",
                 run_control,
                 self.generator,
@@ -423,72 +401,14 @@ class LoopSession:
                 self.space,
                 self.base_params,
                 cfg,
-                self.finetuner,
-                self.weights,
-                self.target.labels_yaml,
+                finetuner,
+                weights,
+                labels,
                 summary.selected_count,
                 self.run_dir / "control",
             )
-        except FinetuneError as err:
-            reason = str(err).splitlines()[0]
-            log.warning("the domain-randomised control's fine-tune failed: %s", reason)
-            summary.evaluation["control_failed"] = reason
-            summary.verdict = dataclasses.replace(
-                summary.verdict,
-                message=f"{summary.verdict.message}; not compared with the domain-randomised "
-                f"control (its fine-tune failed: {reason})",
-            )
-            return None
-        summary.evaluation["control"] = control.metrics
-        summary.evaluation["control_set"] = {
-            "images": control.n_images,
-            "cameras": control.cameras,
-        }
-        summary.verdict = control_verdict(
-            summary.verdict, float(control.metrics["map50"]), cfg.finetune.require_gain
-        )
-        return control.weights
 
-    def _analyse(self, summary: RunSummary, study: optuna.Study, selected: Batch) -> AnalysisInfo:
-        """The run's population analysis (``analysis.*``); a failure is logged and recorded,
-        never the end of a run whose search and selection are done."""
-        cfg = self.cfg
-        images = self.target.images
-        sets = RunSets(
-            target_images=images.images,
-            target_fingerprint=images.fingerprint,
-            target_description=self.target.description,
-            source_params=self.base_params,
-            best_params=summary.all_params,
-            scene_seed=cfg.search.scene_seed,
-            batch_size=cfg.search.batch_size,
-            selected=selected,
-        )
-        e = cfg.embedder
-        detector = None
-        if self.weights is not None:
-            detector = (e.model, self.weights, e.imgsz, e.device, e.batch_size)
-        try:
-            return analyse_run(
-                cfg.analysis,
-                sets,
-                search_route(study),
-                generator=self.generator,
-                embedder=self.embedder,
-                detector=detector,
-                cache_dir=self.cache_dir,
-                out=self.run_dir / "report",
-                header={
-                    "embedder": f"{e.model}, weights {self.weights or 'random'}, layers "
-                    f"{list(e.layers)}, {e.imgsz} px",
-                    "run folder": str(self.run_dir),
-                    "search": f"{summary.n_trials} trials, {summary.stop_reason}",
-                },
-            )
-        except Exception as err:  # the analysis explains the run; it must not lose it
-            reason = f"{type(err).__name__}: {err}"
-            log.warning("the run's analysis failed (analysis.enabled=false skips it): %s", reason)
-            return AnalysisInfo(report="", lines=[], metrics={}, seconds=0.0, error=reason)
+        return judge_against_control(summary, control, cfg.finetune.require_gain)
 
 
 def _storage(url: str, s: SearchConfig) -> optuna.storages.BaseStorage:
