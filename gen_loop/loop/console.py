@@ -180,6 +180,8 @@ class ConsoleObserver(LoopObserver):
             self._print(suspects_line(summary.unsearched_suspects))
         if summary.at_range_bounds:
             self._print(bounds_line(summary.at_range_bounds))
+        if summary.advised is not None:
+            self._print(advised_line(summary.advised))
 
     def on_finish(self, summary: RunSummary, outputs: FinishOutputs) -> None:
         self._print(f"verdict: {summary.verdict.message}")
@@ -191,6 +193,8 @@ class ConsoleObserver(LoopObserver):
             f"is. To search on, raise search.n_trials (now {n_trials}) or loosen the stop "
             "rule; to start afresh, give another hydra.run.dir"
         )
+        if summary.advised is not None:
+            self._print(advised_line(summary.advised))
         self.on_end(summary)
 
     def on_end(self, summary: RunSummary) -> None:
@@ -233,4 +237,13 @@ def suspects_line(suspects: list[dict[str, Any]]) -> str:
     return (
         f"the target also differs in {names} (moving each alone removes {shares} of the "
         f"remaining distance^2): add them with {overrides}"
+    )
+
+
+def advised_line(advised: dict[str, Any]) -> str:
+    """What the console says of the next round of a run that follows its advice."""
+    changes = " ".join(advised["overrides"])
+    return (
+        f"following that advice (search.advice_rounds): the next round searches with "
+        f"{changes}, from the best camera so far, in {advised['run_dir']}"
     )

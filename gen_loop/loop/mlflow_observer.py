@@ -197,6 +197,8 @@ class MlflowObserver(LoopObserver):
         if summary.at_range_bounds:
             at = ", ".join(f"{h['name']}={h['side']}" for h in summary.at_range_bounds)
             self.tracker.set_tags({"gen_loop.at_range_bounds": at})
+        if summary.advised is not None:
+            self.tracker.set_tags({"gen_loop.advised": summary.advised["run_dir"]})
         if summary.best_distance is not None:
             self.tracker.log_metrics(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -72,7 +73,18 @@ def run(cfg: RunConfig) -> RunSummary:
         finetuner,
         no_weights_reason,
     )
-    return session.execute()
+    summary = session.execute()
+    while summary.advised is not None:  # search.advice_rounds: the next round, in a subfolder
+        from gen_loop.search.advice import next_round
+
+        search = next_round(cfg.search, summary)
+        cfg = dataclasses.replace(cfg, search=search, run_dir=summary.advised["run_dir"])
+        space = build_space(search.space, generator.parameters, search.fixed, search.enqueue)
+        run_dir = Path(cfg.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        session = dataclasses.replace(session, cfg=cfg, run_dir=run_dir, space=space, timings={})
+        summary = session.execute()
+    return summary
 
 
 __all__ = ["RunSummary", "TargetData", "run"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -43,6 +44,7 @@ from gen_loop.loop.timing import timed
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.loop.unsearched import range_bound_hits, unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
+from gen_loop.search.advice import ADVISED_DIR, advised_space
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.floor_quality import FloorQuality, floor_quality
 from gen_loop.search.identity import check_identity
@@ -148,6 +150,7 @@ class LoopSession:
                 converged = outcome.stop_reason.startswith("converged")
                 summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
                 summary.at_range_bounds = range_bound_hits(summary, setup, converged)
+                summary.advised = self._advice(summary, converged)
             observer.on_search_end(summary)
             # Until this run has a final stage of its own, the earlier one stays recorded.
             summary.keeping(earlier).write(self.run_dir / "summary.json")
@@ -155,7 +158,8 @@ class LoopSession:
                 raise KeyboardInterrupt
             result, failure = summary, None
             if summary.best_trial is not None and self._claim(study, mutex, summary):
-                failure = self._finish(summary, study, scorer, observer)
+                if summary.advised is None:  # else the last round makes the final stage
+                    failure = self._finish(summary, study, scorer, observer)
                 if failure is None:
                     with mutex.hold():
                         mark_finalised(study, cfg.search.n_trials)
@@ -167,6 +171,17 @@ class LoopSession:
             if failure is not None:  # the MLflow run ends FAILED, the summary is written
                 raise failure
         return result
+
+    def _advice(self, summary: RunSummary, converged: bool) -> dict[str, Any] | None:
+        """The next round when the run follows its own advice (``search.advice_rounds``) and
+        the advice changes the space (:func:`~gen_loop.search.advice.advised_space`)."""
+        s = self.cfg.search
+        if s.advice_rounds < 1 or converged or summary.best_trial is None:
+            return None
+        advice = advised_space(s.space, summary.unsearched_suspects, summary.at_range_bounds)
+        if advice is None:
+            return None
+        return {"run_dir": str(self.run_dir / ADVISED_DIR), "overrides": advice.overrides}
 
     def _fit_scorer(self) -> tuple[Scorer, NoiseFloor, int]:
         """Embed the target (cached), fit the scorer, measure the noise floor."""

@@ -149,6 +149,9 @@ class RunSummary:
         at_range_bounds: when the search stopped above the floor, the searched parameters
             whose best value sits at a bound of its search range, with the override that
             widens it (:class:`~gen_loop.search.bounds.BoundHit`).
+        advised: when the run follows its advice (``search.advice_rounds``): the next round's
+            ``run_dir`` and the ``overrides`` it applies; this round then has no final stage
+            of its own (the last round makes it).
         replay_count / selection_threshold / finetuned_weights / result_weights: the final
             stage's outputs; ``result_weights`` is the base checkpoint when the fine-tune was
             rejected.
@@ -192,6 +195,7 @@ class RunSummary:
     result_weights: str | None = field(default=None, metadata=_OPTIONAL)
     unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     at_range_bounds: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
+    advised: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
     final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
     analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)
