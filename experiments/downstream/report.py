@@ -32,9 +32,10 @@ NAMES = {
     "d2": "(d2) (d) after the loop's advice (named parameters searched too)",
     "d3": "(d3) (d2) after its advice (ranges at a bound widened)",
     "h3": "(h3) (d3)'s loop, jitter selection (the default)",
+    "ha": "(ha) search.advice_rounds=2: (h3) in one run",
     "e": "(e) oracle: target camera, labeled",
 }
-ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "d2", "d3", "h3", "e")
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "d2", "d3", "h3", "ha", "e")
 #: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
 RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
@@ -212,7 +213,7 @@ def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         key: float(np.mean([metric(r, key) for r in conds["a"].values()])) for key, _ in METRICS
     }
     out = []
-    for mine in (c for c in ("d", "h", "d2", "d3", "h3") if conds.get(c)):
+    for mine in (c for c in ("d", "h", "d2", "d3", "h3", "ha") if conds.get(c)):
         seeds = sorted(set(conds[mine]) & set(conds["e"]))
         for key, label in METRICS:
             shares = [
@@ -264,6 +265,7 @@ COLOURS = {
     "d2": "#8c1c13",
     "d3": "#4a0d07",
     "h3": "#c97b7d",
+    "ha": "#7d3c98",
     "e": "#55a868",
 }
 

@@ -32,6 +32,8 @@ Conditions (the same base detector, fine-tune settings and number of training im
     d3    (d2) after its own advice in turn: searched parameters whose best value sat at a
           bound of the search range widened ("widen with search.space.X.high=...")
     h3    (d3)'s loop run with (h)'s selection (``selection=jitter``, run's default)
+    ha    (h3) in one command: the loop run with ``search.advice_rounds=2`` (it follows its
+          own advice itself, each round from the best camera so far), ``selection=jitter``
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -85,7 +87,9 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
-CONDITIONS = ("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3", "h3")
+CONDITIONS = (
+    *("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3", "h3", "ha"),
+)
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
 CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -94,9 +98,9 @@ CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 #: The selection each condition composes (every one but (h), (h3) the former default, camera, so
 #: the records stay comparable whatever ``run``'s default is).
-CONDITION_SELECTION: dict[str, str] = {"h": "jitter", "h3": "jitter"}
+CONDITION_SELECTION: dict[str, str] = {"h": "jitter", "h3": "jitter", "ha": "jitter"}
 #: The conditions that train on the loop's own selection.
-LOOP_CONDITIONS = ("d", "h", "d2", "d3", "h3")
+LOOP_CONDITIONS = ("d", "h", "d2", "d3", "h3", "ha")
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
 ULTRALYTICS_DEFAULTS: dict[str, dict[str, object]] = {"aug": {"close_mosaic": 0}}
@@ -279,7 +283,14 @@ def run_condition(
         loop_overrides = [*loop_overrides, *advised_overrides(seed, loop_overrides, target_name)]
     if condition in ("d3", "h3"):
         loop_overrides = [*loop_overrides, *widened_overrides(seed, loop_overrides, target_name)]
+    if condition == "ha":
+        loop_overrides = [*loop_overrides, "search.advice_rounds=2"]
     summary, loop_dir = loop_summary(seed, loop_overrides, target_name)
+    rounds = [loop_record(summary) | {"advised": summary.get("advised")}]
+    while summary.get("advised"):  # search.advice_rounds: the last round has the result
+        loop_dir = Path(summary["advised"]["run_dir"])
+        summary = json.loads((loop_dir / "summary.json").read_text())
+        rounds.append(loop_record(summary) | {"advised": summary.get("advised")})
     study = optuna.load_study(
         study_name=summary["study"]["name"], storage=f"sqlite:///{loop_dir / 'optuna.db'}"
     )
@@ -355,6 +366,7 @@ def run_condition(
         "train_args": train_args,
         "loop": loop_record(summary),
         "loop_overrides_used": loop_overrides,
+        "loop_rounds": rounds,
     }
 
 
