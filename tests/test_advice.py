@@ -11,7 +11,7 @@ import pytest
 
 from gen_loop.config.schema import ParamRangeConfig, SearchConfig
 from gen_loop.loop.summary import RunSummary
-from gen_loop.search.advice import ADVISED_DIR, advised_space, next_round
+from gen_loop.search.advice import ADVISED_DIR, advised_space, follows_advice, next_round
 from gen_loop.search.attribution import MIN_SHARE, Suspect, named
 from gen_loop.search.bounds import BoundHit
 from tests.cli import one_difference, run_cli
@@ -59,6 +59,14 @@ def test_advice_that_changes_nothing_is_none() -> None:
     assert advised_space(SPACE, None, None) is None
     limit = BoundHit("gamma", 0.8, "low", 0.8, 0.8, None).to_dict()
     assert advised_space(SPACE, _suspects(already), [limit]) is None
+
+
+def test_only_a_plateau_or_the_trial_budget_lead_to_another_round() -> None:
+    assert follows_advice("plateau: no 1% improvement in 20 trials")
+    assert follows_advice("budget: 100 trials")
+    assert not follows_advice("time budget: 3600 s")  # the user's clock: stop as it is
+    assert not follows_advice("aborted: 5 consecutive failed trials (last: boom)")
+    assert not follows_advice("converged: best distance 0.5 <= 1.5 x noise floor 0.4")
 
 
 def test_the_next_round_starts_from_the_best_camera_with_a_study_of_its_own(

@@ -261,11 +261,12 @@ class SearchConfig:
     max_consecutive_failures: int = 5
     refine: RefineConfig = field(default_factory=RefineConfig)
     # Follow the run's own advice up to this many times (gen_loop/search/advice.py): when the
-    # search stops above the floor and names unsearched parameters or a best value at a range
-    # bound, search again in <run_dir>/advised with those added / widened, from the best
-    # camera so far; the last round makes the selection and fine-tune. Each round has its own
-    # budget (n_trials). Following both hints by hand took the fog/JPEG camera's fine-tuned
-    # mAP50 from 0.095 to 0.194 (experiments/downstream/RESULTS.md, Result 6). 0: advise only.
+    # search stops above the floor (on a plateau or its trial budget) and names unsearched
+    # parameters or a best value at a range bound, search again in <run_dir>/advised with
+    # those added / widened, from the best camera so far; the last round makes the selection
+    # and fine-tune. Each round has its own budget (n_trials). Following both hints by hand
+    # took the fog/JPEG camera's fine-tuned mAP50 from 0.095 to 0.194 (experiments/downstream/
+    # RESULTS.md, Result 6). 0: advise only.
     advice_rounds: int = 0
 
     def __post_init__(self) -> None:

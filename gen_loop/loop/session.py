@@ -44,7 +44,7 @@ from gen_loop.loop.timing import timed
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.loop.unsearched import range_bound_hits, unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
-from gen_loop.search.advice import ADVISED_DIR, advised_space
+from gen_loop.search.advice import ADVISED_DIR, advised_space, follows_advice
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.floor_quality import FloorQuality, floor_quality
 from gen_loop.search.identity import check_identity
@@ -173,10 +173,14 @@ class LoopSession:
         return result
 
     def _advice(self, summary: RunSummary, converged: bool) -> dict[str, Any] | None:
-        """The next round when the run follows its own advice (``search.advice_rounds``) and
-        the advice changes the space (:func:`~gen_loop.search.advice.advised_space`)."""
+        """The next round when the run follows its own advice (``search.advice_rounds``),
+        the search ended on a plateau or its trial budget (a time budget or failures end the
+        run as they are) and the advice changes the space
+        (:func:`~gen_loop.search.advice.advised_space`)."""
         s = self.cfg.search
         if s.advice_rounds < 1 or converged or summary.best_trial is None:
+            return None
+        if not follows_advice(summary.stop_reason):
             return None
         advice = advised_space(s.space, summary.unsearched_suspects, summary.at_range_bounds)
         if advice is None:

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 #: The next round's run folder, inside this round's.
 ADVISED_DIR = "advised"
+#: The stops after which the run follows its advice (``RunSummary.stop_reason`` prefixes): a
+#: plateau or the trial budget; a time budget (``search.timeout_s``) or failures end the run.
+ADVISED_STOPS = ("plateau:", "budget:")
+
+
+def follows_advice(stop_reason: str) -> bool:
+    """Whether a search that stopped for ``stop_reason`` goes on to an advised round."""
+    return stop_reason.startswith(ADVISED_STOPS)
 
 
 @dataclasses.dataclass(frozen=True)
