@@ -75,12 +75,12 @@ def run(cfg: RunConfig) -> RunSummary:
     )
     summary = session.execute()
     while summary.advised is not None:  # search.advice_rounds: the next round, in a subfolder
-        from gen_loop.search.advice import next_round
+        from gen_loop.search.advice import ADVISED_DIR, next_round
 
         search = next_round(cfg.search, summary)
-        cfg = dataclasses.replace(cfg, search=search, run_dir=summary.advised["run_dir"])
+        run_dir = run_dir / ADVISED_DIR  # (a moved run folder resumes where it is now)
+        cfg = dataclasses.replace(cfg, search=search, run_dir=str(run_dir))
         space = build_space(search.space, generator.parameters, search.fixed, search.enqueue)
-        run_dir = Path(cfg.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         session = dataclasses.replace(session, cfg=cfg, run_dir=run_dir, space=space, timings={})
         summary = session.execute()

@@ -93,7 +93,10 @@ class LoopSession:
         """Score the target, search, select and fine-tune; return the summary.
 
         A run folder whose study is finished (:func:`~gen_loop.loop.resume.is_finished`) is
-        shown and left as it is; its stored summary is returned. Nothing is written before
+        shown and left as it is; its stored summary is returned. With
+        ``search.advice_rounds`` left and advice to follow, the summary's ``advised`` names
+        the next round and this one makes no final stage (:func:`~gen_loop.loop.run.run`
+        goes on). Nothing is written before
         the study has been checked against this run's target, embedder and scorer.
 
         Raises:
