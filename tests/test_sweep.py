@@ -64,6 +64,25 @@ def test_report_has_a_row_per_job_in_job_order(
     assert md_path.read_text().endswith(table)
 
 
+def test_a_job_that_followed_its_advice_reports_its_last_round(
+    tmp_path: Path, make_summary: Callable[..., RunSummary]
+) -> None:
+    first = make_summary(n_trials=30, stop_reason="plateau: no 1% improvement in 20 trials")
+    first.advised = {"run_dir": "elsewhere", "overrides": ["+search.space.gamma={low: 0.5}"]}
+    last = make_summary(
+        n_trials=12, best_distance=0.7, evaluation={"after": {"map50": 0.4}}, stop_reason="c"
+    )
+    _job(tmp_path, "0", ["search.advice_rounds=1"], first)
+    (tmp_path / "0" / "advised").mkdir()
+    (tmp_path / "0" / "advised" / "summary.json").write_text(json.dumps(last.to_dict()))
+    _job(tmp_path, "1", ["search.advice_rounds=1"], first)  # its round 2 has not written yet
+    row, waiting = collect_jobs(tmp_path)
+    assert (row["rounds"], row["n_trials"], row["best_distance"]) == (2, 42, 0.7)
+    assert row["map50_after"] == 0.4 and row["stop_reason"] == "c"
+    assert waiting["best_distance"] is None
+    assert waiting["status"].startswith("advised round 2: no readable summary.json")
+
+
 def test_report_of_a_folder_without_jobs_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ COLUMNS = (
     "stop_reason",
     "n_trials",
     "n_failed",
+    "rounds",
     "map50_before",
     "map50_after",
     "status",
@@ -45,12 +46,23 @@ def _job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         row["status"] = "no summary.json (failed or still running)"
         return row
     from gen_loop.loop.summary import RunSummary  # here: it imports the whole package
+    from gen_loop.search.advice import ADVISED_DIR
 
     try:
         summary = RunSummary.load(summary_file)
     except ValueError as err:
         row["status"] = f"unreadable summary.json: {err}"
         return row
+    # search.advice_rounds: the job's result is its last round's, its trials all rounds'
+    rounds, n_trials, folder = 1, summary.n_trials, job_dir
+    while summary.advised is not None:
+        folder = folder / ADVISED_DIR
+        try:
+            summary = RunSummary.load(folder / "summary.json")
+        except (OSError, ValueError) as err:
+            row["status"] = f"advised round {rounds + 1}: no readable summary.json ({err})"
+            return row
+        rounds, n_trials = rounds + 1, n_trials + summary.n_trials
     best = _number(summary.best_distance)
     evaluation = summary.evaluation
     row.update(
@@ -59,8 +71,9 @@ def _job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         best_over_floor=_number(summary.best_over_floor),
         default_distance=_number(summary.default_distance),
         stop_reason=summary.stop_reason,
-        n_trials=summary.n_trials,
+        n_trials=n_trials,
         n_failed=summary.n_failed,
+        rounds=rounds,
         map50_before=_number((evaluation.get("before") or {}).get("map50")),
         map50_after=_number((evaluation.get("after") or {}).get("map50")),
         status=evaluation.get("failed") or evaluation.get("skipped", "done"),
