@@ -82,6 +82,8 @@ def test_the_next_round_starts_from_the_best_camera_with_a_study_of_its_own(
     assert set(nxt.space) == {"color_temp_k", "gamma", "noise_std"}
     assert nxt.enqueue == [{"color_temp_k": 9000.0, "gamma": 1.0, "noise_std": 0.01}]
     assert nxt.advice_rounds == 1 and nxt.study_name == "s-advised"
+    resumed = SearchConfig(space=dict(SPACE), advice_rounds=0)  # run again with the default
+    assert next_round(resumed, summary).advice_rounds == 0
     with pytest.raises(ValueError, match="changes nothing"):
         next_round(search, make_summary(unsearched_suspects=None, at_range_bounds=None))
 
