@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NO_ALBUMENTATIONS_UPDATE=1 YOLO_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true
+# the loop runs (python -m gen_loop, started in runs/) import this checkout, not another install
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 SEEDS="${SEEDS:-0 1 2}"
 PY="${PY:-.venv/bin/python}"
 
