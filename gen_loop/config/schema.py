@@ -264,9 +264,9 @@ class SearchConfig:
     # search stops above the floor (on a plateau or its trial budget) and names unsearched
     # parameters or a best value at a range bound, search again in <run_dir>/advised with
     # those added / widened, from the best camera so far; the last round makes the selection
-    # and fine-tune. Each round has its own budget (n_trials). Following both hints by hand
-    # took the fog/JPEG camera's fine-tuned mAP50 from 0.095 to 0.194 (experiments/downstream/
-    # RESULTS.md, Result 6). 0: advise only.
+    # and fine-tune. Each round has its own budget (n_trials). On the fog/JPEG camera (5 seeds,
+    # experiments/downstream/RESULTS.md Result 7) 2 rounds gave 0.120 mAP50, as without them
+    # (0.118), while the same hints followed by hand in fresh runs gave 0.170. 0: advise only.
     advice_rounds: int = 0
 
     def __post_init__(self) -> None:

@@ -7,8 +7,10 @@ the remaining distance (:mod:`gen_loop.search.attribution`, "add them with
 follows both runs again. With ``search.advice_rounds=N`` the run does it itself, up to N
 times: each round's space is the last one's with the named suspects added over the
 generator's range and the ranges at a bound widened, and it starts from the last round's
-best camera (experiments/downstream RESULTS.md, Result 6: on the fog/JPEG camera the two
-hints took the fine-tuned mAP50 from 0.095 to 0.194, 91 % of the gap to the oracle).
+best camera. Measured on the fog/JPEG camera of experiments/mismatch (5 seeds,
+experiments/downstream/RESULTS.md Result 7): two rounds end as close to the target as the
+hints followed by hand, or closer, but gave 0.120 mAP50 against 0.170 by hand (fresh runs)
+and 0.118 without any; hence off by default.
 """
 
 from __future__ import annotations
