@@ -44,6 +44,7 @@ from gen_loop.search.attribution import (
     MIN_SHARE,
     Effects,
     Suspect,
+    explained,
     measure_effects,
     rank,
     unsearched_numeric,
@@ -82,7 +83,7 @@ def stepwise(effects: Effects) -> list[Suspect]:
     norm2 = float(r @ r)
     columns, low, high = effects.searched, effects.searched_low, effects.searched_high
     left = {n: c for n, c in effects.candidates.items() if c[0] is not None and np.any(c[0])}
-    explained = _bounded_fit(columns, low, high, r)[0]
+    removed = _bounded_fit(columns, low, high, r)[0]
     out: list[Suspect] = []
     while left and norm2 > 0.0:
         gains = {}
@@ -94,11 +95,11 @@ def stepwise(effects: Effects) -> list[Suspect]:
         column, lo, hi, spec = left.pop(name)
         assert spec.low is not None and spec.high is not None
         direction = 1 if move > 0 else -1 if move < 0 else 0
-        share = max(gain - explained, 0.0) / norm2
+        share = max(gain - removed, 0.0) / norm2
         out.append(Suspect(name, share, direction, spec.low, spec.high))
         columns = np.column_stack([columns, column])
         low, high = np.append(low, lo), np.append(high, hi)
-        explained = max(gain, explained)
+        removed = max(gain, removed)
     return out
 
 
@@ -177,8 +178,8 @@ def move_suspect(
     value = float(params[suspect.name])
 
     def left(v: np.ndarray) -> float:
-        explained = _explained_by(effects.searched, v) if effects.searched.shape[1] else 0.0
-        return float(v @ v) - explained
+        fitted = explained(effects.searched, v) if effects.searched.shape[1] else 0.0
+        return float(v @ v) - fitted
 
     tried = []
     for move in sorted(moves):
@@ -187,11 +188,6 @@ def move_suspect(
         tried.append((left(moved), point, moved))
     _, point, moved = min(tried, key=lambda t: t[0])
     return point, moved
-
-
-def _explained_by(columns: np.ndarray, r: np.ndarray) -> float:
-    fitted = columns @ np.linalg.lstsq(columns, r, rcond=None)[0]
-    return float(fitted @ fitted)
 
 
 RULES: dict[str, Callable[[Effects], list[Suspect]]] = {

@@ -96,8 +96,8 @@ class LoopSession:
         shown and left as it is; its stored summary is returned. With
         ``search.advice_rounds`` left and advice to follow, the summary's ``advised`` names
         the next round and this one makes no final stage (:func:`~gen_loop.loop.run.run`
-        goes on). Nothing is written before
-        the study has been checked against this run's target, embedder and scorer.
+        goes on). Nothing is written before the study has been checked against this run's
+        target, embedder and scorer.
 
         Raises:
             KeyboardInterrupt: after recording the results so far, when the user pressed

@@ -187,7 +187,7 @@ def rank(effects: Effects) -> list[Suspect]:
     r = effects.residual
     norm2 = float(r @ r)
     base = effects.searched
-    base_fit = _explained(base, r)
+    base_fit = explained(base, r)
     out = []
     for key, (column, low, high, spec) in effects.candidates.items():
         name, _, choice = key.partition("=")
@@ -237,7 +237,7 @@ def attribute(
     return rank(measure_effects(residual, params, candidates, searched, evaluate, choices))
 
 
-def _explained(columns: np.ndarray, r: np.ndarray) -> float:
+def explained(columns: np.ndarray, r: np.ndarray) -> float:
     """The squared norm of ``r``'s projection on the span of ``columns``."""
     fitted = columns @ np.linalg.lstsq(columns, r, rcond=None)[0]
     return float(fitted @ fitted)
