@@ -76,9 +76,22 @@ def coarse_order(n: int) -> list[int]:
     return order
 
 
-def measure(target_name: str, seed: int, n: int, most: int | None = None) -> None:
+def point_name(target_name: str, seed: int, trial: int, finetune_seed: int) -> str:
+    """A point's record name; a replicate (another fine-tune seed) has its seed appended."""
+    suffix = "" if finetune_seed == seed else f"_ft{finetune_seed}"
+    return f"{target_name}_{seed}_trial{trial}{suffix}"
+
+
+def measure(
+    target_name: str,
+    seed: int,
+    n: int,
+    most: int | None = None,
+    finetune_seed: int | None = None,
+) -> None:
     """Fine-tune and evaluate under each picked trial's camera (at most ``most`` new points in
-    this call); one JSON a point."""
+    this call); one JSON a point. ``finetune_seed`` (default ``seed``) replicates the points
+    with another fine-tune seed: the same images and split, another training run."""
     import optuna
 
     from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
@@ -89,7 +102,10 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
     from gen_loop.score import CentroidScorer, FrechetScorer
     from gen_loop.search.study import from_objective
 
-    cfg = downstream.compose([*downstream.target_overrides(target_name), f"finetune.seed={seed}"])
+    finetune_seed = seed if finetune_seed is None else finetune_seed
+    cfg = downstream.compose(
+        [*downstream.target_overrides(target_name), f"finetune.seed={finetune_seed}"]
+    )
     cache_dir = default_cache_dir()
     configure_offline(cache_dir)
     generator, base_params = build_generator(cfg.generator)
@@ -114,13 +130,16 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
     todo = [
         picked[i]
         for i in order
-        if not (OUT / f"{target_name}_{seed}_trial{picked[i].number}.json").exists()
+        if not (
+            OUT / f"{point_name(target_name, seed, picked[i].number, finetune_seed)}.json"
+        ).exists()
     ]
     for trial in todo[:most]:
-        out = OUT / f"{target_name}_{seed}_trial{trial.number}.json"
+        name = point_name(target_name, seed, trial.number, finetune_seed)
+        out = OUT / f"{name}.json"
         start = time.perf_counter()
         params = {**base_params, **trial.params}
-        work = downstream.WORK / "distance_vs_map" / f"{target_name}_{seed}_{trial.number}"
+        work = downstream.WORK / "distance_vs_map" / name
         pool = downstream.Pool(generator, embedder, centroid, cfg, seed, work)
         selection = pool.random_subset(params, cfg.selection.pool_size)
         emb = embedder.embed(selection.batch.images)
@@ -136,6 +155,7 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
         record = {
             "target": target_name,
             "seed": seed,
+            "finetune_seed": finetune_seed,
             "trial": trial.number,
             "stage": trial.user_attrs.get("stage"),
             "params": trial.params,
@@ -151,7 +171,8 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
         out.write_text(json.dumps(record, indent=2))
         m = record["metrics"]
         print(
-            f"{target_name} seed {seed} trial {trial.number}: distance "
+            f"{target_name} seed {seed} trial {trial.number} (fine-tune seed {finetune_seed}): "
+            "distance "
             f"{record['trial_distance']:.3f} / set {record['set_zscore_l2']:.3f} / frechet "
             f"{record['set_frechet']:.3f} -> mAP50 {m['map50']:.3f} "
             f"({record['wall_s']:.0f} s)",
@@ -159,13 +180,51 @@ def measure(target_name: str, seed: int, n: int, most: int | None = None) -> Non
         )
 
 
-def load() -> dict[str, list[dict[str, Any]]]:
-    """The points per ``target seed S``."""
+def load(replicates: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """The points per ``target seed S`` (fine-tuned with seed S); with ``replicates``, the
+    points fine-tuned again with another seed instead."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(OUT.glob("*.json")):
         rec = json.loads(path.read_text())
-        groups.setdefault(f"{rec['target']} seed {rec['seed']}", []).append(rec)
+        if (rec.get("finetune_seed", rec["seed"]) != rec["seed"]) == replicates:
+            groups.setdefault(f"{rec['target']} seed {rec['seed']}", []).append(rec)
     return groups
+
+
+def noise_report() -> list[str]:
+    """How much of the ranking the fine-tune's own noise allows: the same cameras (images and
+    split) fine-tuned again with another seed."""
+    from scipy.stats import spearmanr
+
+    main = load()
+    lines: list[str] = []
+    for name, reps in load(replicates=True).items():
+        first = {r["trial"]: r for r in main.get(name, [])}
+        pairs = [(first[r["trial"]], r) for r in reps if r["trial"] in first]
+        if len(pairs) < 5:
+            continue
+        a = np.array([p[0]["metrics"]["map50"] for p in pairs])
+        b = np.array([p[1]["metrics"]["map50"] for p in pairs])
+        d = [p[0]["trial_distance"] for p in pairs]
+        seeds = sorted({p[1]["finetune_seed"] for p in pairs})
+        retest = spearmanr(a, b).statistic
+        on_mean = spearmanr(d, (a + b) / 2).statistic
+        lines += [
+            f"### {name}: fine-tune noise ({len(pairs)} cameras fine-tuned again, seed "
+            f"{', '.join(map(str, seeds))})",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| rho(mAP50 seed {pairs[0][0]['seed']}, mAP50 replicate) (test-retest) | "
+            f"{retest:+.2f} |",
+            f"| std of the two fine-tunes' mAP50 at one camera (median over cameras) | "
+            f"{np.median(np.abs(a - b)) / np.sqrt(2):.3f} |",
+            f"| rho(trial distance, mAP50), first fine-tune | {spearmanr(d, a).statistic:+.2f} |",
+            f"| rho(trial distance, mAP50), replicate | {spearmanr(d, b).statistic:+.2f} |",
+            f"| rho(trial distance, mean of the two) | {on_mean:+.2f} |",
+            "",
+        ]
+    return lines
 
 
 def report() -> str:
@@ -199,6 +258,7 @@ def report() -> str:
             )
         lines.append("")
         plot(name, recs, HERE / f"distance_vs_map_{name.replace(' ', '_')}.png")
+    lines += noise_report()
     text = "\n".join(lines)
     (HERE / "distance_vs_map.md").write_text(text)
     return text
@@ -236,6 +296,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--points", type=int, default=None, help="at most this many new points")
+    parser.add_argument(
+        "--finetune-seed",
+        type=int,
+        default=None,
+        help="fine-tune the points again with this seed (default: --seed; a replicate)",
+    )
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
     args = parser.parse_args()
     for key, value in (
@@ -245,7 +311,7 @@ def main() -> None:
     ):
         os.environ.setdefault(key, value)
     if not args.report:
-        measure(args.target, args.seed, args.n, args.points)
+        measure(args.target, args.seed, args.n, args.points, args.finetune_seed)
     print(report())
 
 

@@ -211,6 +211,7 @@ class RefineConfig:
     # Sobol start and 6 model-based trials of vector_gp; search=tpe: 50).
     after: int = 16
     diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
+    # (also of the Jacobian search.uncertainty measures at the best camera)
 
 
 @dataclass
@@ -268,6 +269,11 @@ class SearchConfig:
     # experiments/downstream/RESULTS.md Result 7) 2 rounds gave 0.120 mAP50, as without them
     # (0.118), while the same hints followed by hand in fresh runs gave 0.170. 0: advise only.
     advice_rounds: int = 0
+    # After the search, measure a forward-difference Jacobian at the best camera (one batch
+    # render a searched continuous parameter, not trials) and report each parameter's standard
+    # deviation: console, summary.json `parameter_uncertainty`, MLflow `uncertainty_share.*`
+    # and tag `gen_loop.loose_params` (gen_loop/search/uncertainty.py). false: no renders.
+    uncertainty: bool = True
 
     def __post_init__(self) -> None:
         from gen_loop.config.keys import param_range

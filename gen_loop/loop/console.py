@@ -12,6 +12,7 @@ from gen_loop.loop.summary import RunSummary
 from gen_loop.search.attribution import label, named
 from gen_loop.search.bounds import bounds_line
 from gen_loop.search.floor_quality import FloorQuality
+from gen_loop.search.uncertainty import uncertainty_line
 from gen_loop.tracking.links import runs_table_url, ui_command
 
 #: The stop reason of a search the user interrupted with Ctrl-C.
@@ -180,6 +181,8 @@ class ConsoleObserver(LoopObserver):
             self._print(suspects_line(summary.unsearched_suspects))
         if summary.at_range_bounds:
             self._print(bounds_line(summary.at_range_bounds))
+        if summary.parameter_uncertainty:
+            self._print(uncertainty_line(summary.parameter_uncertainty))
         if summary.advised is not None:
             self._print(advised_line(summary.advised))
 

@@ -30,6 +30,7 @@ from gen_loop.loop.observer import FinishOutputs, LoopObserver, RunStart, TrialE
 from gen_loop.loop.run_note import NOTE_TAG, REPORT_ARTIFACT, result_note, start_note
 from gen_loop.loop.summary import MlflowInfo, RunSummary
 from gen_loop.search.attribution import label, named
+from gen_loop.search.uncertainty import ParamUncertainty
 from gen_loop.tracking import Tracker, TrialRun, image_grid
 
 if TYPE_CHECKING:
@@ -197,6 +198,13 @@ class MlflowObserver(LoopObserver):
         if summary.at_range_bounds:
             at = ", ".join(f"{h['name']}={h['side']}" for h in summary.at_range_bounds)
             self.tracker.set_tags({"gen_loop.at_range_bounds": at})
+        if summary.parameter_uncertainty:
+            found = [ParamUncertainty(**u) for u in summary.parameter_uncertainty]
+            self.tracker.log_metrics(
+                {f"uncertainty_share.{u.name}": u.share for u in found if u.share is not None}
+            )
+            loose = ", ".join(u.name for u in found if u.loose) or "none"
+            self.tracker.set_tags({"gen_loop.loose_params": loose})
         if summary.advised is not None:
             self.tracker.set_tags({"gen_loop.advised": summary.advised["run_dir"]})
         if summary.best_distance is not None:

@@ -22,6 +22,7 @@ from gen_loop.finetune.verdict import unknown_verdict
 from gen_loop.generator.base import Generator
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.analysis_stage import analyse_selection
+from gen_loop.loop.camera_uncertainty import camera_uncertainty, per_image_residuals
 from gen_loop.loop.components import build_scorer
 from gen_loop.loop.console import ConsoleObserver
 from gen_loop.loop.control_stage import ControlResult, judge_against_control, run_control
@@ -111,7 +112,8 @@ class LoopSession:
         """
         cfg = self.cfg
         earlier = earlier_summary(self.run_dir)
-        scorer, floor, n_target = timed(self.timings, "target_embed_s", self._fit_scorer)
+        scorer, floor, target_emb = timed(self.timings, "target_embed_s", self._fit_scorer)
+        n_target = len(target_emb)
         quality = self._floor_quality(floor, n_target)
         convergence = self._convergence(floor, n_target, quality.stop_at_floor)
         storage = cfg.search.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
@@ -153,6 +155,16 @@ class LoopSession:
                 converged = outcome.stop_reason.startswith("converged")
                 summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
                 summary.at_range_bounds = range_bound_hits(summary, setup, converged)
+                if cfg.search.uncertainty:
+                    summary.parameter_uncertainty = timed(
+                        self.timings,
+                        "uncertainty_s",
+                        camera_uncertainty,
+                        study,
+                        summary,
+                        setup,
+                        per_image_residuals(scorer, target_emb),
+                    )
                 summary.advised = self._advice(summary, converged)
             observer.on_search_end(summary)
             # Until this run has a final stage of its own, the earlier one stays recorded.
@@ -190,8 +202,9 @@ class LoopSession:
             return None
         return {"run_dir": str(self.run_dir / ADVISED_DIR), "overrides": advice.overrides}
 
-    def _fit_scorer(self) -> tuple[Scorer, NoiseFloor, int]:
-        """Embed the target (cached), fit the scorer, measure the noise floor."""
+    def _fit_scorer(self) -> tuple[Scorer, NoiseFloor, np.ndarray]:
+        """Embed the target (cached), fit the scorer, measure the noise floor; returns the
+        target's embeddings too."""
         cfg = self.cfg
         images = self.target.images
         target_emb = cached_embeddings(
@@ -203,7 +216,7 @@ class LoopSession:
             cfg.score.noise_floor_splits,
             np.random.default_rng(cfg.search.seed),
         )
-        return scorer, floor, len(target_emb)
+        return scorer, floor, target_emb
 
     def _open_study(self, storage: str) -> tuple[optuna.Study, StudyMutex]:
         """Open (or resume) the study, trial 0 at the current parameters; check that it was

@@ -149,6 +149,10 @@ class RunSummary:
         at_range_bounds: when the search stopped above the floor, the searched parameters
             whose best value sits at a bound of its search range, with the override that
             widens it (:class:`~gen_loop.search.bounds.BoundHit`).
+        parameter_uncertainty: one standard deviation per searched continuous parameter at
+            the best trial, from a local fit of the residual and the target images' own
+            spread (:class:`~gen_loop.search.uncertainty.ParamUncertainty`; None without a
+            residual vector or with too few trials).
         advised: when the run follows its advice (``search.advice_rounds``): the next round's
             ``run_dir`` and the ``overrides`` it applies; this round then has no final stage
             of its own (the last round makes it).
@@ -196,6 +200,7 @@ class RunSummary:
     unsearched_suspects: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     at_range_bounds: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     advised: dict[str, Any] | None = field(default=None, metadata=_OPTIONAL)
+    parameter_uncertainty: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
     analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)

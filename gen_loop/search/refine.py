@@ -159,7 +159,7 @@ def refine_gauss_newton(
     try:
         x = box.to_unit(start)
         r = fun(x) if start_residual is None else np.asarray(start_residual, dtype=np.float64)
-        jac = _forward_jacobian(fun_many, x, r, diff_step)
+        jac = forward_jacobian(fun_many, x, r, diff_step)
         radius, worse = 0.25, 0
         while radius >= floor_radius:
             low, high = np.maximum(-radius, -x), np.minimum(radius, 1.0 - x)
@@ -182,14 +182,14 @@ def refine_gauss_newton(
                 radius /= 2.0
                 worse += 1
                 if worse >= 2:
-                    jac = _forward_jacobian(fun_many, x, r, diff_step)
+                    jac = forward_jacobian(fun_many, x, r, diff_step)
                     worse = 0
     except StopRefinement as stop:
         return stop.reason
     return f"Gauss-Newton: trust region below {floor_radius:.3g} of the ranges (a minimum)"
 
 
-def _forward_jacobian(
+def forward_jacobian(
     fun_many: Callable[[list[np.ndarray]], list[np.ndarray]],
     x: np.ndarray,
     r: np.ndarray,

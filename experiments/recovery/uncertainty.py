@@ -1,0 +1,146 @@
+"""Is the loop's parameter uncertainty right? Its standard deviations against the real errors.
+
+Usage (one loop run a camera, as in any_camera.py; run under the shared CPU lock):
+
+    .venv/bin/python experiments/recovery/uncertainty.py --cameras 0-20 [--seed 0]
+    .venv/bin/python experiments/recovery/uncertainty.py --cameras 100-109   # mismatch
+    .venv/bin/python experiments/recovery/uncertainty.py --report   # UNCERTAINTY.md tables
+
+Each run is any_camera.py's default arm (``python -m gen_loop run`` on a hidden camera, at
+most 100 trials, fine-tuning off); its ``summary.json`` has ``parameter_uncertainty`` (one
+standard deviation per searched parameter from the Jacobian measured at the best camera,
+gen_loop/search/uncertainty.py) and ``recovery_error`` (the real ``|found - hidden| / range``).
+If the standard deviations are right, ``error / std`` is half-normal: median 0.67, 95 % under
+2. Records: ``uncertainty/<camera>_s<seed>.json`` (kept: the script resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import any_camera  # noqa: E402
+
+OUT = HERE / "uncertainty"
+SEARCHED = ("color_temp_k", "red_std_scale", "exposure_ev", "contrast", "vignetting", "fisheye")
+
+
+def run_cached(camera: int, seed: int) -> None:
+    path = OUT / f"c{camera}_s{seed}.json"
+    if path.exists():
+        return
+    record = any_camera.run_one("default", camera, seed)
+    run_dir = any_camera.RUNS / "any_camera" / f"default_c{camera}_s{seed}"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record["parameter_uncertainty"] = summary.get("parameter_uncertainty")
+    record["uncertainty_s"] = summary["timings_s"].get("uncertainty_s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    shares = {u["name"]: u["share"] for u in record["parameter_uncertainty"] or []}
+    print(
+        f"camera {camera} seed {seed}: {record['best_over_floor']:.2f} x floor, "
+        + ", ".join(
+            f"{n} {record['recovery_error'][n]:.3f}/{shares.get(n) or math.nan:.3f}"
+            for n in SEARCHED
+        ),
+        flush=True,
+    )
+
+
+def load() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+
+
+def ratios(recs: list[dict[str, Any]], with_offset: bool) -> dict[str, list[float]]:
+    """``error / std`` per parameter; ``with_offset`` adds the stop's distance from the
+    linearised optimum to the standard deviation (``sqrt(std^2 + offset^2)``)."""
+    out: dict[str, list[float]] = {n: [] for n in SEARCHED}
+    for rec in recs:
+        for u in rec["parameter_uncertainty"] or []:
+            if u["share"] is None:
+                continue
+            spread = math.hypot(u["share"], u["offset"]) if with_offset else u["share"]
+            out[u["name"]].append(rec["recovery_error"][u["name"]] / spread)
+    return out
+
+
+def report() -> str:
+    recs = load()
+    groups = {
+        "hidden cameras 0-20 (in the space)": [r for r in recs if r["camera"] < 100],
+        "mismatch targets 100-109 (gamma, saturation, noise differ too)": [
+            r for r in recs if r["camera"] >= 100
+        ],
+    }
+    lines: list[str] = []
+    for title, group in groups.items():
+        if not group:
+            continue
+        lines += [
+            f"### {title}: {len(group)} runs",
+            "",
+            "| parameter | std / range: median [max] | error / range: median [max] | "
+            "error / std: median | within 2 std | within 2 std, offset included | "
+            "std <= 1.5 % (2 std <= 3 %) | of those, error <= 3 % |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        plain, total = ratios(group, False), ratios(group, True)
+        for name in SEARCHED:
+            shares = [
+                u["share"]
+                for r in group
+                for u in r["parameter_uncertainty"] or []
+                if u["name"] == name and u["share"] is not None
+            ]
+            errors = [r["recovery_error"][name] for r in group]
+            tight = [
+                r["recovery_error"][name]
+                for r in group
+                for u in r["parameter_uncertainty"] or []
+                if u["name"] == name and u["share"] is not None and u["share"] <= 0.015
+            ]
+            z, zt = np.array(plain[name]), np.array(total[name])
+            lines.append(
+                f"| {name} | {np.median(shares):.3f} [{np.max(shares):.3f}] | "
+                f"{np.median(errors):.3f} [{np.max(errors):.3f}] | {np.median(z):.2f} | "
+                f"{np.mean(z <= 2):.0%} | {np.mean(zt <= 2):.0%} | {len(tight)}/{len(group)} | "
+                f"{sum(e <= 0.03 for e in tight)}/{len(tight)} |"
+            )
+        z_all = np.concatenate([np.array(v) for v in plain.values()])
+        zt_all = np.concatenate([np.array(v) for v in total.values()])
+        seconds = [r["uncertainty_s"] for r in group if r.get("uncertainty_s")]
+        lines += [
+            "",
+            f"All parameters: error / std median {np.median(z_all):.2f} (half-normal: 0.67), "
+            f"within 2 std {np.mean(z_all <= 2):.0%} (95 %), with the offset "
+            f"{np.mean(zt_all <= 2):.0%}; the renders took {np.median(seconds):.1f} s "
+            "(median) a run.",
+            "",
+        ]
+    text = "\n".join(lines)
+    (HERE / "uncertainty_tables.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", type=any_camera._camera_list, default=list(range(21)))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    if not args.report:
+        for camera in args.cameras:
+            run_cached(camera, args.seed)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
