@@ -274,6 +274,10 @@ class SearchConfig:
     # deviation: console, summary.json `parameter_uncertainty`, MLflow `uncertainty_share.*`
     # and tag `gen_loop.loose_params` (gen_loop/search/uncertainty.py). false: no renders.
     uncertainty: bool = True
+    # When the search ends converged or on a plateau with trials of the budget left: measure
+    # the Jacobian at the best camera (the same renders as `uncertainty`) and run the
+    # Gauss-Newton step from it as one more trial, stage `polish` (gen_loop/loop/polish_stage.py).
+    polish: bool = True
 
     def __post_init__(self) -> None:
         from gen_loop.config.keys import param_range

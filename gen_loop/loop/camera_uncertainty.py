@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 import optuna
 
-from gen_loop.generator.params import ParamValue
+from gen_loop.loop.polish_stage import MeasuredJacobian, measure_jacobian, residual_of_best
 from gen_loop.loop.summary import RunSummary
-from gen_loop.loop.trial import TrialSetup, evaluate_params
+from gen_loop.loop.trial import TrialSetup
 from gen_loop.score import Scorer
-from gen_loop.search.refine import Box, forward_jacobian
+from gen_loop.search.refine import Box
 from gen_loop.search.uncertainty import estimate
-from gen_loop.search.vector_sampler import RESIDUAL_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -33,47 +32,27 @@ def camera_uncertainty(
     summary: RunSummary,
     setup: TrialSetup,
     per_image: np.ndarray | None,
+    measured: MeasuredJacobian | None = None,
 ) -> list[dict[str, Any]] | None:
     """One standard deviation per searched continuous parameter at the best trial
-    (:func:`gen_loop.search.uncertainty.estimate`), from a forward-difference Jacobian there:
-    one batch render a parameter (``search.refine.diff_step``, the scenes of every trial;
-    not trials of the study). None when the scorer has no residual vector, no trial completed
-    or nothing is continuous."""
+    (:func:`gen_loop.search.uncertainty.estimate`), on the Jacobian the polish measured
+    (``measured``; at the best before the polish step) or, without one, on a Jacobian
+    measured at the best now (one batch render a parameter, not trials). None when the
+    scorer has no residual vector, no trial completed or nothing is continuous."""
     if per_image is None or summary.best_trial is None or summary.best_distance is None:
         return None
     box = Box.of(setup.space.distributions, set(setup.space.conditions))
     if not box.names:
         return None
-    best: dict[str, ParamValue] = dict(summary.all_params)
-
-    def residual_at(params: dict[str, ParamValue]) -> np.ndarray:
-        result = evaluate_params(
-            setup.generator,
-            setup.embedder,
-            setup.scorer,
-            params,
-            setup.batch_size,
-            setup.scene_seed,
-        )
-        return np.asarray(setup.scorer.residual(result.embeddings), dtype=np.float64)
-
-    def at_units(points: list[np.ndarray]) -> list[np.ndarray]:
-        return [residual_at({**best, **box.from_unit(u)}) for u in points]
-
+    best = study.trials[summary.best_trial]
     try:
-        stored = study.trials[summary.best_trial].user_attrs.get(RESIDUAL_ATTR)
-        # A stored residual is at the trial's own scenes: the run's scenes unless each trial
-        # renders fresh ones, then the best is rendered again at the run's.
-        if stored is None or setup.scene_seeds != "common":
-            r0 = residual_at(best)
-        else:
-            r0 = np.asarray(stored, dtype=np.float64)
-        jacobian = forward_jacobian(at_units, box.to_unit(best), r0, setup.refine.diff_step)
+        if measured is None or measured.box.names != box.names:
+            measured = measure_jacobian(setup, best, box)
         found = estimate(
             box,
-            best,
-            jacobian,
-            r0,
+            {**setup.base_params, **best.params},
+            measured.matrix,
+            residual_of_best(setup, best),
             per_image,
             setup.batch_size,
             summary.best_distance,

@@ -24,12 +24,13 @@ from gen_loop.generator.params import ParamValue
 from gen_loop.loop.analysis_stage import analyse_selection
 from gen_loop.loop.camera_uncertainty import camera_uncertainty, per_image_residuals
 from gen_loop.loop.components import build_scorer
-from gen_loop.loop.console import ConsoleObserver
+from gen_loop.loop.console import INTERRUPTED, ConsoleObserver
 from gen_loop.loop.control_stage import ControlResult, judge_against_control, run_control
 from gen_loop.loop.figures import run_figures
 from gen_loop.loop.finetune_stage import finetune_stage
 from gen_loop.loop.mlflow_observer import MlflowObserver, open_tracker
 from gen_loop.loop.observer import FinishOutputs, LoopObserver, Observers, RunStart
+from gen_loop.loop.polish_stage import MeasuredJacobian, polish
 from gen_loop.loop.resume import distance_parts, earlier_summary, is_finished
 from gen_loop.loop.search_loop import SearchOutcome, search
 from gen_loop.loop.summary import (
@@ -149,6 +150,7 @@ class LoopSession:
             outcome = timed(
                 self.timings, "search_s", search, study, setup, convergence, observer, mutex
             )
+            measured, outcome = self._polish(study, setup, convergence, observer, mutex, outcome)
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
             summary.floor_quality = noted
             if not outcome.interrupted:
@@ -164,6 +166,7 @@ class LoopSession:
                         summary,
                         setup,
                         per_image_residuals(scorer, target_emb),
+                        measured,
                     )
                 summary.advised = self._advice(summary, converged)
             observer.on_search_end(summary)
@@ -186,6 +189,36 @@ class LoopSession:
             if failure is not None:  # the MLflow run ends FAILED, the summary is written
                 raise failure
         return result
+
+    def _polish(
+        self,
+        study: optuna.Study,
+        setup: TrialSetup,
+        convergence: Convergence,
+        observer: LoopObserver,
+        mutex: StudyMutex,
+        outcome: SearchOutcome,
+    ) -> tuple[MeasuredJacobian | None, SearchOutcome]:
+        """The polish trial (``search.polish``, :mod:`gen_loop.loop.polish_stage`) after a
+        search that ended converged or on a plateau; Ctrl-C during it ends the search as
+        interrupted (the trial is re-queued for the next run)."""
+        if outcome.interrupted or not self.cfg.search.polish:
+            return None, outcome
+        try:
+            measured = timed(
+                self.timings,
+                "polish_s",
+                polish,
+                study,
+                setup,
+                convergence,
+                observer,
+                mutex,
+                outcome.stop_reason,
+            )
+        except KeyboardInterrupt:
+            return None, SearchOutcome(INTERRUPTED, outcome.n_failed, interrupted=True)
+        return measured, outcome
 
     def _advice(self, summary: RunSummary, converged: bool) -> dict[str, Any] | None:
         """The next round when the run follows its own advice (``search.advice_rounds``),
