@@ -176,8 +176,9 @@ def history_figure(
             left out.
         noise_floor: The target's own noise floor, shown as a band from 0; none when None.
         default_value: Distance of the default parameters, a dashed line; none when None.
-        stages: What proposed each trial (``search.refine``: ``refine`` trials are drawn in
-            their own colour); None: all alike.
+        stages: What proposed each trial (``search.refine``: ``refine`` trials, and the
+            ``polish`` trial of ``search.polish``, are drawn in their own colour); None: all
+            alike.
 
     Returns:
         The figure as a uint8 RGB array.
@@ -193,7 +194,8 @@ def history_figure(
         raise ValueError(f"got {len(stages)} stages for {len(values)} values")
     x = np.asarray(numbers, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
-    refine = np.array([s == "refine" for s in stages or ["sampler"] * len(y)], dtype=np.bool_)
+    least_squares = ("refine", "polish")
+    refine = np.array([s in least_squares for s in stages or ["sampler"] * len(y)], dtype=np.bool_)
     keep = np.isfinite(y)
     x, y, refine = x[keep], y[keep], refine[keep]
     order = np.argsort(x, kind="stable")
