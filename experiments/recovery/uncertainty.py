@@ -4,7 +4,7 @@ Usage (one loop run a camera, as in any_camera.py; run under the shared CPU lock
 
     .venv/bin/python experiments/recovery/uncertainty.py --cameras 0-20 [--seed 0]
     .venv/bin/python experiments/recovery/uncertainty.py --cameras 100-109   # mismatch
-    .venv/bin/python experiments/recovery/uncertainty.py --report   # UNCERTAINTY.md tables
+    .venv/bin/python experiments/recovery/uncertainty.py --report   # the tables of UNCERTAINTY.md
 
 Each run is any_camera.py's default arm (``python -m gen_loop run`` on a hidden camera, at
 most 100 trials, fine-tuning off); its ``summary.json`` has ``parameter_uncertainty`` (one
@@ -203,9 +203,7 @@ def report() -> str:
             "",
             *polish_rows,
         ]
-    text = "\n".join(lines)
-    (HERE / "uncertainty_tables.md").write_text(text)
-    return text
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -13,11 +13,13 @@ reproduce; the covariance is then scaled by ``(best / floor)^2`` so the estimate
 a precision the fit does not have.
 
 A Jacobian fitted to the search's own trials instead (no renders) was measured and dropped: on
-the demo camera it put vignetting's standard deviation at 3-5 % of its range where the
-measured Jacobian, at the best or at the hidden camera, gives 13-16 % and the search's
-actual error was 15 % (experiments/recovery/UNCERTAINTY.md). A parameter whose direction the
-residual hardly sees (vignetting behind exposure in the default embedding) gets a large
-standard deviation: that is the measurement saying it is not identified.
+the demo camera it put vignetting's standard deviation at 4 % of its range where the
+measured Jacobian gives 15 % (at the best; 14 % at the hidden camera) and the search's real
+error was 15 % (experiments/recovery/UNCERTAINTY.md, jacobian_at_best.py).
+
+A parameter whose direction the residual hardly sees (vignetting behind exposure in the
+default embedding) gets a large standard deviation: that is the measurement saying it is not
+identified.
 """
 
 from __future__ import annotations
