@@ -134,3 +134,121 @@ def test_a_run_reports_each_parameters_uncertainty_everywhere(tmp_path: Path) ->
         RunSummary.load(tmp_path / "runs" / "off" / "summary.json").parameter_uncertainty is None
     )
     assert "best camera, one std" not in off.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_plateau_stop_is_polished_by_one_more_trial_within_the_budget(tmp_path: Path) -> None:
+    import optuna
+
+    proc = run_cli(
+        tmp_path,
+        "run",
+        "debug=smoke",
+        "search.patience=2",
+        "search.n_trials=12",
+        "finetune.enabled=false",
+        "analysis.enabled=false",
+        "hydra.run.dir=runs/p",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = RunSummary.load(tmp_path / "runs" / "p" / "summary.json")
+    assert summary.stop_reason.startswith("plateau"), summary.stop_reason
+    study = optuna.load_study(
+        study_name=summary.study.name, storage=f"sqlite:///{tmp_path / 'runs' / 'p' / 'optuna.db'}"
+    )
+    polished = [t for t in study.trials if t.user_attrs.get("stage") == "polish"]
+    assert len(polished) == 1 and polished[0].number == len(study.trials) - 1  # the last one
+    assert len(study.trials) <= 12  # within the budget
+    done = [t for t in study.trials if t.value is not None]
+    assert summary.best_trial == min(done, key=lambda t: t.value).number  # it can be the best
+    assert "polish: Gauss-Newton step on the Jacobian measured at trial" in proc.stdout
+    assert summary.parameter_uncertainty  # on the Jacobian the polish measured
+
+    again = run_cli(
+        tmp_path,
+        "run",
+        "debug=smoke",
+        "search.patience=2",
+        "search.n_trials=12",
+        "search.polish=false",
+        "finetune.enabled=false",
+        "analysis.enabled=false",
+        "hydra.run.dir=runs/off",
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    off = RunSummary.load(tmp_path / "runs" / "off" / "summary.json")
+    assert off.n_trials == summary.n_trials - 1  # the same search, without the polish trial
+    assert "polish:" not in again.stdout
+
+
+@pytest.fixture(scope="module")
+def polish_parts(fit_scorer, trial_setup):
+    from gen_loop.generator.procedural import ProceduralGenerator
+    from gen_loop.search.space import SearchSpace
+    from tests.conftest import LOOP_SIZE
+
+    gen = ProceduralGenerator(LOOP_SIZE, LOOP_SIZE)
+    scorer = fit_scorer(gen, {"fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
+    space = SearchSpace(
+        {"fisheye": FloatDistribution(0.0, 1.0), "color_temp_k": FloatDistribution(3500, 9000)}
+    )
+    return trial_setup(gen, scorer, space, 6)
+
+
+def _searched_study(setup, tmp_path: Path, n_trials: int):
+    from gen_loop.loop.observer import LoopObserver
+    from gen_loop.loop.search_loop import search
+    from gen_loop.search import Convergence, make_sampler, open_study
+    from gen_loop.search.storage import StudyMutex
+
+    study = open_study(
+        "s",
+        f"sqlite:///{tmp_path / 'o.db'}",
+        make_sampler("random", 0, 0, False),
+        {"fisheye": 0.0, "color_temp_k": 6500.0},
+    )
+    conv = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=2, min_rel_improvement=0.5, n_trials=n_trials
+    )
+    outcome = search(study, setup, conv, LoopObserver())
+    return study, conv, StudyMutex("", "s"), outcome
+
+
+def test_the_polish_runs_once_a_study_and_resumes_a_requeued_trial(
+    polish_parts, tmp_path: Path
+) -> None:
+    from gen_loop.loop.observer import LoopObserver
+    from gen_loop.loop.polish_stage import POLISH_ATTR, POLISH_STAGE, polish
+
+    setup = polish_parts
+    study, conv, mutex, outcome = _searched_study(setup, tmp_path, n_trials=20)
+    assert outcome.stop_reason.startswith("plateau"), outcome.stop_reason
+    n = len(study.trials)
+    measured = polish(study, setup, conv, LoopObserver(), mutex, outcome.stop_reason)
+    assert measured is not None and measured.matrix.shape[1] == 2  # two parameters
+    last = study.trials[-1]
+    assert len(study.trials) == n + 1 and last.user_attrs["stage"] == POLISH_STAGE
+    assert study.user_attrs[POLISH_ATTR]  # claimed: a second worker does not polish again
+    assert polish(study, setup, conv, LoopObserver(), mutex, outcome.stop_reason) is None
+    assert len(study.trials) == n + 1
+    # Ctrl-C during the polish trial leaves a WAITING copy with its stage (workers.requeue);
+    # the next run's polish runs it, whoever claimed the polish
+    study.enqueue_trial(last.params, user_attrs={"stage": POLISH_STAGE})
+    assert polish(study, setup, conv, LoopObserver(), mutex, outcome.stop_reason) is None
+    assert study.trials[-1].user_attrs["stage"] == POLISH_STAGE
+    assert study.trials[-1].value is not None  # it ran
+
+
+def test_no_polish_after_a_budget_stop_or_with_the_budget_spent(
+    polish_parts, tmp_path: Path
+) -> None:
+    from gen_loop.loop.observer import LoopObserver
+    from gen_loop.loop.polish_stage import polish
+
+    setup = polish_parts
+    study, conv, mutex, _ = _searched_study(setup, tmp_path, n_trials=3)
+    n = len(study.trials)
+    assert polish(study, setup, conv, LoopObserver(), mutex, "budget: 3 trials") is None
+    assert polish(study, setup, conv, LoopObserver(), mutex, "plateau: no gain") is None
+    assert len(study.trials) == n  # the budget was spent: nothing added
