@@ -150,9 +150,10 @@ class RunSummary:
             whose best value sits at a bound of its search range, with the override that
             widens it (:class:`~gen_loop.search.bounds.BoundHit`).
         parameter_uncertainty: one standard deviation per searched continuous parameter at
-            the best trial, from a local fit of the residual and the target images' own
-            spread (:class:`~gen_loop.search.uncertainty.ParamUncertainty`; None without a
-            residual vector or with too few trials).
+            the best trial, from a Jacobian measured at the best camera (the polish's, when
+            it ran) and the target images' own spread
+            (:class:`~gen_loop.search.uncertainty.ParamUncertainty`; None without a residual
+            vector, with nothing continuous or with ``search.uncertainty=false``).
         advised: when the run follows its advice (``search.advice_rounds``): the next round's
             ``run_dir`` and the ``overrides`` it applies; this round then has no final stage
             of its own (the last round makes it).
