@@ -13,8 +13,8 @@ scorer (``zscore_l2`` centroid) and with ``frechet``, and ranked against the rec
 The loop embeds at layer 14 (chosen in experiments/landscape for a well-posed search); the
 question here is whether another layer's distance orders the cameras by accuracy better.
 Layer sets are chosen on ``--tune`` targets (demo and dashcam_dusk by default) and reported on
-the others as held out. Distances per point: ``results/distance_layers.json`` (kept: a point
-already measured is not redone); the tables: ``distance_layers.md``.
+the others as held out. Distances per point: ``results/distance_layers/distances.json``
+(kept: a point already measured is not redone); the tables: ``distance_layers.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # gen_loop
 import distance_vs_map  # noqa: E402
 import run as downstream  # noqa: E402
 
-OUT = HERE / "results" / "distance_layers.json"
+OUT = HERE / "results" / "distance_layers" / "distances.json"
 #: Channels of each candidate layer's output (gen_loop/embedder/models/yolov7-tiny.yaml).
 LAYER_CHANNELS = {14: 128, 21: 256, 28: 512, 37: 256, 57: 64, 65: 128, 73: 256}
 #: The layer sets compared: each single layer, the backbone pyramid, the detection-head inputs.
