@@ -48,11 +48,13 @@ def camera_uncertainty(
     try:
         if measured is None or measured.box.names != box.names:
             measured = measure_jacobian(setup, best, box)
+        # the best's residual: the Jacobian's own unless the polish trial took over
+        same = measured.trial == best.number
         found = estimate(
             box,
             {**setup.base_params, **best.params},
             measured.matrix,
-            residual_of_best(setup, best),
+            measured.residual if same else residual_of_best(setup, best),
             per_image,
             setup.batch_size,
             summary.best_distance,

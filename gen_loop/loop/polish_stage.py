@@ -17,16 +17,14 @@ Jacobian gives the parameters' uncertainty (:mod:`gen_loop.loop.camera_uncertain
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from gen_loop.generator.params import ParamValue
 from gen_loop.loop.observer import LoopObserver
-from gen_loop.loop.trial import TrialSetup, ask, evaluate_params, run_trial
+from gen_loop.loop.trial import TrialSetup, ask, residual_at, run_trial
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import STAGE_ATTR, Box, forward_jacobian
 from gen_loop.search.storage import StudyMutex
@@ -53,11 +51,15 @@ class MeasuredJacobian:
         trial: the trial it was measured at.
         box: the parameters it is over (unit cube).
         matrix: D x P.
+        point: the trial's camera in ``box``'s unit cube.
+        residual: the trial's residual there (D).
     """
 
     trial: int
     box: Box
     matrix: np.ndarray
+    point: np.ndarray
+    residual: np.ndarray
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -66,32 +68,12 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return min(done, key=lambda t: float(t.value), default=None)  # type: ignore[arg-type]
 
 
-def residual_renderer(
-    setup: TrialSetup, params: dict[str, ParamValue]
-) -> Callable[[dict[str, ParamValue]], np.ndarray]:
-    """``residual_at(changes)``: the residual of ``params`` with ``changes`` applied, rendered
-    from the run's scenes (``search.scene_seed``); a diagnosis render, not a trial."""
-
-    def residual_at(changes: dict[str, ParamValue]) -> np.ndarray:
-        result = evaluate_params(
-            setup.generator,
-            setup.embedder,
-            setup.scorer,
-            {**params, **changes},
-            setup.batch_size,
-            setup.scene_seed,
-        )
-        return np.asarray(setup.scorer.residual(result.embeddings), dtype=np.float64)
-
-    return residual_at
-
-
 def residual_of_best(setup: TrialSetup, trial: FrozenTrial) -> np.ndarray:
     """``trial``'s residual at the run's scenes: stored, or rendered again when each trial
     renders scenes of its own (``search.scene_seeds=fresh``)."""
     stored = trial.user_attrs.get(RESIDUAL_ATTR)
     if stored is None or setup.scene_seeds != "common":
-        return residual_renderer(setup, {**setup.base_params, **trial.params})({})
+        return residual_at(setup, {**setup.base_params, **trial.params})
     return np.asarray(stored, dtype=np.float64)
 
 
@@ -99,15 +81,13 @@ def measure_jacobian(setup: TrialSetup, trial: FrozenTrial, box: Box) -> Measure
     """The forward-difference Jacobian at ``trial``'s camera (``search.refine.diff_step``):
     one batch render a parameter of ``box``."""
     params = {**setup.base_params, **trial.params}
-    render = residual_renderer(setup, params)
 
     def at_units(points: list[np.ndarray]) -> list[np.ndarray]:
-        return [render(dict(box.from_unit(u))) for u in points]
+        return [residual_at(setup, {**params, **box.from_unit(u)}) for u in points]
 
-    matrix = forward_jacobian(
-        at_units, box.to_unit(params), residual_of_best(setup, trial), setup.refine.diff_step
-    )
-    return MeasuredJacobian(trial.number, box, matrix)
+    point, residual = box.to_unit(params), residual_of_best(setup, trial)
+    matrix = forward_jacobian(at_units, point, residual, setup.refine.diff_step)
+    return MeasuredJacobian(trial.number, box, matrix, point, residual)
 
 
 def polish(
@@ -150,9 +130,8 @@ def polish(
     from scipy.optimize import lsq_linear
 
     jacobian = measure_jacobian(setup, start, box)
-    u0 = box.to_unit({**setup.base_params, **start.params})
-    r0 = residual_of_best(setup, start)
-    step = lsq_linear(jacobian.matrix, -r0, bounds=(-u0, 1.0 - u0)).x
+    u0 = jacobian.point
+    step = lsq_linear(jacobian.matrix, -jacobian.residual, bounds=(-u0, 1.0 - u0)).x
     if not np.any(np.abs(step) > 1e-9):
         observer.on_refine(
             f"polish: the Jacobian measured at trial {start.number} ({len(box.names)} renders) "

@@ -119,6 +119,15 @@ def evaluate_params(
     return TrialResult(distance, batch, embeddings, timings)
 
 
+def residual_at(setup: TrialSetup, params: Mapping[str, ParamValue]) -> np.ndarray:
+    """The residual vector of ``params`` rendered from the run's scenes
+    (``search.scene_seed``): a diagnosis render, not a trial of the study."""
+    result = evaluate_params(
+        setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, setup.scene_seed
+    )
+    return np.asarray(setup.scorer.residual(result.embeddings), dtype=np.float64)
+
+
 def ask(study: optuna.Study, space: SearchSpace | None = None) -> optuna.Trial:
     """Ask a trial and record which process runs it (so a resume can tell it died).
 

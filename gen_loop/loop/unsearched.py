@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.summary import RunSummary
-from gen_loop.loop.trial import TrialSetup, evaluate_params
+from gen_loop.loop.trial import TrialSetup, residual_at
 from gen_loop.search.attribution import attribute, unsearched_choices, unsearched_numeric
 from gen_loop.search.bounds import at_bounds
 
@@ -34,11 +34,8 @@ def unsearched_suspects(
         return None
     params: dict[str, ParamValue] = dict(summary.all_params)
 
-    def residual_at(p: dict[str, ParamValue]) -> np.ndarray:
-        result = evaluate_params(
-            setup.generator, setup.embedder, setup.scorer, p, setup.batch_size, setup.scene_seed
-        )
-        return setup.scorer.residual(result.embeddings)
+    def render(p: dict[str, ParamValue]) -> np.ndarray:
+        return residual_at(setup, p)
 
     searched = {
         name: (float(dist.low), float(dist.high))
@@ -46,9 +43,7 @@ def unsearched_suspects(
         if isinstance(dist, FloatDistribution | IntDistribution) and name in params
     }
     try:
-        suspects = attribute(
-            residual_at(params), params, candidates, searched, residual_at, choices
-        )
+        suspects = attribute(render(params), params, candidates, searched, render, choices)
     except Exception as err:  # a diagnosis only: the run's results stand without it
         log.warning("could not attribute the remaining distance: %s: %s", type(err).__name__, err)
         return None
