@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,12 +169,9 @@ def main() -> None:
         help="targets the layer set is chosen on (the others are reported as held out)",
     )
     args = parser.parse_args()
-    for key, value in (
-        ("NO_ALBUMENTATIONS_UPDATE", "1"),
-        ("YOLO_OFFLINE", "1"),
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ):
-        os.environ.setdefault(key, value)
+    from gen_loop._env import set_env_defaults
+
+    set_env_defaults()  # before ultralytics, albumentations and MLflow are imported
     if not args.report:
         measure()
     print(report(tuple(args.tune)))
