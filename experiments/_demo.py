@@ -193,13 +193,9 @@ def gen_loop_command(*args: str) -> list[str]:
 def gen_loop_env(**extra: str) -> dict[str, str]:
     """This process's environment, offline and quiet as the README sets it, plus ``extra``
     (e.g. ``GEN_LOOP_CACHE``)."""
-    return dict(
-        os.environ,
-        NO_ALBUMENTATIONS_UPDATE="1",
-        YOLO_OFFLINE="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        **extra,
-    )
+    from gen_loop._env import offline_env
+
+    return {**offline_env(os.environ), **extra}
 
 
 def run_gen_loop(

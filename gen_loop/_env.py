@@ -7,6 +7,7 @@ setting is there). Nothing here runs at import time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 _ENV_DEFAULTS = {
@@ -33,6 +34,12 @@ def default_cache_dir() -> Path:
     """Where gen_loop caches the demo target, embeddings and trained weights."""
     root = os.environ.get("GEN_LOOP_CACHE") or os.environ.get("XDG_CACHE_HOME")
     return Path(root) / "gen_loop" if root else Path.home() / ".cache" / "gen_loop"
+
+
+def offline_env(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` (an environment) with the offline/quiet defaults where it does not set them:
+    the environment of a ``gen_loop`` subprocess."""
+    return {**_ENV_DEFAULTS, **base}
 
 
 def set_env_defaults() -> None:

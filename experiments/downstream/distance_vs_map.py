@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import deque
@@ -304,12 +303,9 @@ def main() -> None:
     )
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
     args = parser.parse_args()
-    for key, value in (
-        ("NO_ALBUMENTATIONS_UPDATE", "1"),
-        ("YOLO_OFFLINE", "1"),
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ):
-        os.environ.setdefault(key, value)
+    from gen_loop._env import set_env_defaults
+
+    set_env_defaults()  # before ultralytics, albumentations and MLflow are imported
     if not args.report:
         measure(args.target, args.seed, args.n, args.points, args.finetune_seed)
     print(report())

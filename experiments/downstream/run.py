@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import sys
@@ -189,12 +188,9 @@ def main() -> None:
     parser.add_argument("--override", action="append", default=[], help="run config override")
     parser.add_argument("--loop-override", action="append", default=[])
     args = parser.parse_args()
-    for key, value in (
-        ("NO_ALBUMENTATIONS_UPDATE", "1"),
-        ("YOLO_OFFLINE", "1"),
-        ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ):
-        os.environ.setdefault(key, value)
+    from gen_loop._env import set_env_defaults
+
+    set_env_defaults()  # before ultralytics, albumentations and MLflow are imported
     for condition in args.condition:
         run_one(args, condition)
 

@@ -62,7 +62,7 @@ def main(run_dir: Path) -> None:
         study_name=summary["study"]["name"], storage=f"sqlite:///{run_dir / 'optuna.db'}"
     )
     space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
-    box = Box.of(space.distributions, set(space.conditions))
+    box = Box.of_space(space)
     hidden = {**summary["all_params"], **summary["target_hidden_params"]}
     batch = cfg.search.batch_size
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from gen_loop._env import offline_env
 from gen_loop.search.storage import make_storage
 from tests.pg_server import start_server
 
 
 def run_workers(url: str, study: str, n_workers: int, n_trials: int, base: Path) -> float:
     """Run ``n_workers`` worker processes on a new study; return its trials per hour."""
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "YOLO_OFFLINE": "1"}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", GEN_LOOP_CACHE=str(base / "cache"))
+    env = {**offline_env(os.environ), "GEN_LOOP_CACHE": str(base / "cache")}
     procs = []
     for i in range(n_workers):
         cwd = base / f"{study}-w{i}"

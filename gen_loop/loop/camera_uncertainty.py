@@ -41,7 +41,7 @@ def camera_uncertainty(
     scorer has no residual vector, no trial completed or nothing is continuous."""
     if per_image is None or summary.best_trial is None or summary.best_distance is None:
         return None
-    box = Box.of(setup.space.distributions, set(setup.space.conditions))
+    box = Box.of_space(setup.space)
     if not box.names:
         return None
     best = study.trials[summary.best_trial]

@@ -108,7 +108,7 @@ def polish(
     """
     if not stop_reason.startswith(POLISHED_STOPS) or not setup.scorer.has_residual:
         return None
-    box = Box.of(setup.space.distributions, set(setup.space.conditions))
+    box = Box.of_space(setup.space)
     if not box.names:
         return None
     with mutex.hold():

@@ -137,7 +137,7 @@ class Refiner:
         (:class:`StopRefinement`) and the main loop takes over. A trial re-queued for a dead
         worker that is asked first is run as it is. The claim is released however it ends.
         """
-        box = Box.of(self.setup.space.distributions, set(self.setup.space.conditions))
+        box = Box.of_space(self.setup.space)
         failure: list[str] = []
         start_distance = float(best.user_attrs.get("distance", float("nan")))
         lsq = self.setup.refine.method == "lsq"

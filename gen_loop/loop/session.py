@@ -154,21 +154,7 @@ class LoopSession:
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
             summary.floor_quality = noted
             if not outcome.interrupted:
-                converged = outcome.stop_reason.startswith("converged")
-                summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
-                summary.at_range_bounds = range_bound_hits(summary, setup, converged)
-                if cfg.search.uncertainty:
-                    summary.parameter_uncertainty = timed(
-                        self.timings,
-                        "uncertainty_s",
-                        camera_uncertainty,
-                        study,
-                        summary,
-                        setup,
-                        per_image_residuals(scorer, target_emb),
-                        measured,
-                    )
-                summary.advised = self._advice(summary, converged)
+                self._diagnose(summary, study, setup, target_emb, measured, outcome)
             observer.on_search_end(summary)
             # Until this run has a final stage of its own, the earlier one stays recorded.
             summary.keeping(earlier).write(self.run_dir / "summary.json")
@@ -219,6 +205,34 @@ class LoopSession:
         except KeyboardInterrupt:
             return None, SearchOutcome(INTERRUPTED, outcome.n_failed, interrupted=True)
         return measured, outcome
+
+    def _diagnose(
+        self,
+        summary: RunSummary,
+        study: optuna.Study,
+        setup: TrialSetup,
+        target_emb: np.ndarray,
+        measured: MeasuredJacobian | None,
+        outcome: SearchOutcome,
+    ) -> None:
+        """Fill ``summary``'s diagnosis of a search that was not interrupted: the unsearched
+        suspects and range bounds (above the floor), the parameters' uncertainty
+        (``search.uncertainty``) and the next round's advice (``search.advice_rounds``)."""
+        converged = outcome.stop_reason.startswith("converged")
+        summary.unsearched_suspects = unsearched_suspects(summary, setup, converged)
+        summary.at_range_bounds = range_bound_hits(summary, setup, converged)
+        if self.cfg.search.uncertainty:
+            summary.parameter_uncertainty = timed(
+                self.timings,
+                "uncertainty_s",
+                camera_uncertainty,
+                study,
+                summary,
+                setup,
+                per_image_residuals(setup.scorer, target_emb),
+                measured,
+            )
+        summary.advised = self._advice(summary, converged)
 
     def _advice(self, summary: RunSummary, converged: bool) -> dict[str, Any] | None:
         """The next round when the run follows its own advice (``search.advice_rounds``),

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution
 
 from gen_loop.config.choices import RefineMethod
 from gen_loop.generator.params import ParamValue
+
+if TYPE_CHECKING:
+    from gen_loop.search.space import SearchSpace
 
 #: ``search.refine.method`` values.
 REFINE_METHODS = tuple(m.value for m in RefineMethod)  # auto: gn where the scorer has a residual
@@ -74,6 +77,11 @@ class Box:
         high = np.array([d.high for d in dists.values()], dtype=np.float64)
         names = list(dists)
         return cls(tuple(names), low, high, log)
+
+    @classmethod
+    def of_space(cls, space: SearchSpace) -> Box:
+        """The refinable parameters of ``space``: its conditional ones left out."""
+        return cls.of(space.distributions, set(space.conditions))
 
     def _mapped(self, x: np.ndarray) -> np.ndarray:
         out = np.array(x, dtype=np.float64)

@@ -59,7 +59,7 @@ def select_pool(
     if cfg.method == "jitter":
         if space is None:
             raise ValueError("selection method 'jitter' needs the search space")
-        box = Box.of(space.distributions, set(space.conditions))
+        box = Box.of_space(space)
         spread = camera_spread(cameras, box, cfg.jitter)
         rng = np.random.default_rng([cfg.pool_seed, 8191])
         drawn = jittered_cameras(params, spread, box, cfg.n_cameras, rng)
