@@ -252,3 +252,40 @@ def test_no_polish_after_a_budget_stop_or_with_the_budget_spent(
     assert polish(study, setup, conv, LoopObserver(), mutex, "budget: 3 trials") is None
     assert polish(study, setup, conv, LoopObserver(), mutex, "plateau: no gain") is None
     assert len(study.trials) == n  # the budget was spent: nothing added
+
+
+def test_the_polish_step_fits_the_residual_averaged_over_its_batches_of_scenes(
+    polish_parts, tmp_path: Path
+) -> None:
+    from scipy.optimize import lsq_linear
+
+    from gen_loop.loop.observer import LoopObserver
+    from gen_loop.loop.polish_stage import POLISH_STAGE, best_trial, polish, polish_scene_seed
+    from gen_loop.loop.trial import residual_at
+
+    setup = polish_parts
+    study, conv, mutex, outcome = _searched_study(setup, tmp_path, n_trials=20)
+    start = best_trial(study)
+    assert start is not None
+    messages: list[str] = []
+
+    class Refines(LoopObserver):
+        def on_refine(self, message: str) -> None:
+            messages.append(message)
+
+    measured = polish(study, setup, conv, Refines(), mutex, outcome.stop_reason, batches=3)
+    assert measured is not None and measured.batches == 3 and measured.trial == start.number
+    # the step from the mean of the run's scenes' residual and two other batches' ...
+    params = {**setup.base_params, **start.params}
+    seeds = [polish_scene_seed(setup.scene_seed, b) for b in (1, 2)]
+    assert len({setup.scene_seed, *seeds}) == 3  # three different batches of scenes
+    mean = np.mean([measured.residual, *(residual_at(setup, params, s) for s in seeds)], axis=0)
+    assert not np.allclose(mean, measured.residual)  # other scenes: another residual
+    u0 = measured.point
+    step = lsq_linear(measured.matrix, -mean, bounds=(-u0, 1.0 - u0)).x
+    # ... is the polish trial's camera
+    polished = study.trials[-1]
+    assert polished.user_attrs["stage"] == POLISH_STAGE
+    box = Box.of_space(setup.space)
+    np.testing.assert_allclose(box.to_unit(polished.params), u0 + step, atol=1e-6)
+    assert any("the residual on 3 batches of scenes, 2 more" in m for m in messages), messages

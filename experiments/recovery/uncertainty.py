@@ -112,13 +112,13 @@ IDENTIFIABLE = tuple(n for n in SEARCHED if n != "vignetting")
 def polish_table(recs: list[dict[str, Any]]) -> list[str]:
     """Per run: the search's own best against the best after the polish trial."""
     lines = [
-        "| camera | best / floor: search -> after polish | polish trial | largest error of the "
-        "five identifiable: search -> after | all five within 3 %: search -> after | "
+        "| camera | seed | best / floor: search -> after polish | polish trial | largest error "
+        "of the five identifiable: search -> after | all five within 3 %: search -> after | "
         "vignetting error: search -> after |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     counts = [0, 0]
-    for r in sorted(recs, key=lambda r: r["camera"]):
+    for r in sorted(recs, key=lambda r: (r["seed"], r["camera"])):
         before, floor = r["before_polish"], r["noise_floor"]
         worst = [
             max(before["recovery_error"][n] for n in IDENTIFIABLE),
@@ -133,7 +133,8 @@ def polish_table(recs: list[dict[str, Any]]) -> list[str]:
             else f"{polish / floor:.2f}x" + (" (taken)" if polish < before["distance"] else "")
         )
         lines.append(
-            f"| {r['camera']} | {before['distance'] / floor:.2f} -> {r['best_over_floor']:.2f} | "
+            f"| {r['camera']} | {r['seed']} | "
+            f"{before['distance'] / floor:.2f} -> {r['best_over_floor']:.2f} | "
             f"{taken} | {100 * worst[0]:.1f} % -> {100 * worst[1]:.1f} % | "
             f"{'yes' if within[0] else 'no'} -> {'yes' if within[1] else 'no'} | "
             f"{100 * before['recovery_error']['vignetting']:.0f} % -> "
@@ -144,8 +145,25 @@ def polish_table(recs: list[dict[str, Any]]) -> list[str]:
         f"All five identifiable parameters within 3 % of their range: {counts[0]}/{len(recs)} "
         f"runs at the search's own stop, {counts[1]}/{len(recs)} after the polish trial.",
         "",
+        *search_lines(recs),
     ]
     return lines
+
+
+def search_lines(recs: list[dict[str, Any]]) -> list[str]:
+    """Per search seed: the trials to 1.5x the floor and the runs' lengths."""
+    out = []
+    for seed in sorted({r["seed"] for r in recs}):
+        runs = [r for r in recs if r["seed"] == seed]
+        reached = [r["trials_to_1.5x"] for r in runs if r["trials_to_1.5x"] is not None]
+        within = sum(max(r["recovery_error"][n] for n in IDENTIFIABLE) <= 0.03 for r in runs)
+        out.append(
+            f"Seed {seed}: {len(reached)}/{len(runs)} reach 1.5x the floor, trials to it median "
+            f"{np.median(reached):.0f}, worst {max(reached)}; trials run median "
+            f"{np.median([r['n_trials'] for r in runs]):.0f}; all five within 3 % in "
+            f"{within}/{len(runs)}."
+        )
+    return out
 
 
 def report() -> str:
