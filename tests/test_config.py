@@ -63,7 +63,6 @@ def test_demo_target_differs_from_the_generator_defaults_in_every_searched_param
     [
         ("search.n_trials=0", "search.n_trials"),
         ("search.batch_size=1", "search.batch_size"),
-        ("search.polish_batches=0", "search.polish_batches"),
         ("embedder.device=gpu7", "embedder.device"),
         ("finetune.device=cuda:x", "finetune.device"),
         ("selection.quantile=0", "selection.quantile"),

@@ -281,12 +281,6 @@ class SearchConfig:
     # from it as one more trial, stage `polish` (gen_loop/loop/polish_stage.py). On 21 cameras
     # it brought all five identifiable parameters within 3 % in 17 runs instead of 5.
     polish: bool = True
-    # How many batches of scenes the polish step fits the best camera's residual on: the
-    # run's own (search.scene_seed) and polish_batches - 1 others, one batch render each.
-    # Every trial renders the same scenes, so the search's best is fitted to their own
-    # difference from the target's; more batches average it out (the `1/B` part of the
-    # uncertainty). The polish trial itself is scored on the run's scenes, as every trial.
-    polish_batches: int = 1
 
     def __post_init__(self) -> None:
         from gen_loop.config.keys import param_range

@@ -103,7 +103,6 @@ def check_run_config(cfg: RunConfig) -> None:
     _positive("search.floor_factor", s.floor_factor)
     _positive("search.patience", s.patience)
     _positive("search.max_consecutive_failures", s.max_consecutive_failures)
-    _positive("search.polish_batches", s.polish_batches)
     if s.advice_rounds < 0:
         raise ConfigError(
             "search.advice_rounds", f"{s.advice_rounds} must be >= 0 (0: advise only)"

@@ -8,16 +8,11 @@ from typing import Any
 import numpy as np
 import optuna
 
-from gen_loop.loop.polish_stage import (
-    POLISH_STAGE,
-    MeasuredJacobian,
-    measure_jacobian,
-    residual_of_best,
-)
+from gen_loop.loop.polish_stage import MeasuredJacobian, measure_jacobian, residual_of_best
 from gen_loop.loop.summary import RunSummary
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.score import Scorer
-from gen_loop.search.refine import STAGE_ATTR, Box
+from gen_loop.search.refine import Box
 from gen_loop.search.uncertainty import estimate
 
 log = logging.getLogger(__name__)
@@ -55,15 +50,13 @@ def camera_uncertainty(
             measured = measure_jacobian(setup, best, box)
         # the best's residual: the Jacobian's own unless the polish trial took over
         same = measured.trial == best.number
-        # a polished camera was fitted on the polish's batches of scenes, not on one
-        fitted_on = measured.batches if best.user_attrs.get(STAGE_ATTR) == POLISH_STAGE else 1
         found = estimate(
             box,
             {**setup.base_params, **best.params},
             measured.matrix,
             measured.residual if same else residual_of_best(setup, best),
             per_image,
-            setup.batch_size * fitted_on,
+            setup.batch_size,
             summary.best_distance,
             summary.noise_floor.mean,
         )

@@ -16,7 +16,6 @@ Jacobian gives the parameters' uncertainty (:mod:`gen_loop.loop.camera_uncertain
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -53,10 +52,7 @@ class MeasuredJacobian:
         box: the parameters it is over (unit cube).
         matrix: D x P.
         point: the trial's camera in ``box``'s unit cube.
-        residual: the trial's residual there (D), on the run's scenes.
-        batches: how many batches of scenes the polish step's residual averaged
-            (``search.polish_batches``): the polish trial's camera was fitted on
-            ``batches * search.batch_size`` scenes.
+        residual: the trial's residual there (D).
     """
 
     trial: int
@@ -64,29 +60,6 @@ class MeasuredJacobian:
     matrix: np.ndarray
     point: np.ndarray
     residual: np.ndarray
-    batches: int = 1
-
-
-def polish_scene_seed(scene_seed: int, batch: int) -> int:
-    """The scene seed of the polish's ``batch``-th extra batch of scenes (``batch >= 1``;
-    batch 0 is the run's own ``search.scene_seed``), a stream apart from the trials' own
-    (:func:`gen_loop.loop.trial.trial_scene_seed`)."""
-    return int(np.random.SeedSequence([scene_seed, batch, 2]).generate_state(1)[0])
-
-
-def averaged_residual(
-    setup: TrialSetup, trial: FrozenTrial, residual: np.ndarray, batches: int
-) -> np.ndarray:
-    """``trial``'s residual averaged over ``batches`` batches of scenes: ``residual`` (on the
-    run's scenes) and ``batches - 1`` renders of other scenes (:func:`polish_scene_seed`).
-    The residual is linear in the batch's mean embedding, so this is the residual of all
-    ``batches * search.batch_size`` scenes as one batch."""
-    params = {**setup.base_params, **trial.params}
-    extra = [
-        residual_at(setup, params, polish_scene_seed(setup.scene_seed, b))
-        for b in range(1, batches)
-    ]
-    return np.mean([residual, *extra], axis=0)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -124,12 +97,8 @@ def polish(
     observer: LoopObserver,
     mutex: StudyMutex,
     stop_reason: str,
-    batches: int = 1,
 ) -> MeasuredJacobian | None:
     """Run the polish trial (see the module docstring) and return the Jacobian it measured;
-    its step fits the best's residual averaged over ``batches`` batches of scenes
-    (``search.polish_batches``: the run's and ``batches - 1`` others, one render each), so
-    the polished camera is fitted to the scenes' mean rather than to the run's own 32;
     None when there is none to run: another stop, no residual vector, nothing continuous, no
     budget left, another worker's polish, or a resumed polish trial (run here, its Jacobian
     lost with the run that measured it).
@@ -161,17 +130,11 @@ def polish(
     from scipy.optimize import lsq_linear
 
     jacobian = measure_jacobian(setup, start, box)
-    if batches > 1:
-        jacobian = dataclasses.replace(jacobian, batches=batches)
-    target = averaged_residual(setup, start, jacobian.residual, batches)
     u0 = jacobian.point
-    step = lsq_linear(jacobian.matrix, -target, bounds=(-u0, 1.0 - u0)).x
-    renders = f"{len(box.names)} renders" + (
-        f"; the residual on {batches} batches of scenes, {batches - 1} more" if batches > 1 else ""
-    )
+    step = lsq_linear(jacobian.matrix, -jacobian.residual, bounds=(-u0, 1.0 - u0)).x
     if not np.any(np.abs(step) > 1e-9):
         observer.on_refine(
-            f"polish: the Jacobian measured at trial {start.number} ({renders}) "
+            f"polish: the Jacobian measured at trial {start.number} ({len(box.names)} renders) "
             "puts the minimum there: no step to try"
         )
         return jacobian
@@ -191,7 +154,7 @@ def polish(
         outcome = f"{result.distance:.3f}, not below the best {before:.3f}"
     observer.on_refine(
         f"polish: Gauss-Newton step on the Jacobian measured at trial {start.number} "
-        f"({renders}; step {float(np.max(np.abs(step))):.3f} of a range at "
+        f"({len(box.names)} renders, step {float(np.max(np.abs(step))):.3f} of a range at "
         f"most): trial {trial.number} scored {outcome}"
     )
     return jacobian

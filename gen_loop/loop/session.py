@@ -201,7 +201,6 @@ class LoopSession:
                 observer,
                 mutex,
                 outcome.stop_reason,
-                self.cfg.search.polish_batches,
             )
         except KeyboardInterrupt:
             return None, SearchOutcome(INTERRUPTED, outcome.n_failed, interrupted=True)

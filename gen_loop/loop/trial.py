@@ -119,15 +119,11 @@ def evaluate_params(
     return TrialResult(distance, batch, embeddings, timings)
 
 
-def residual_at(
-    setup: TrialSetup, params: Mapping[str, ParamValue], scene_seed: int | None = None
-) -> np.ndarray:
+def residual_at(setup: TrialSetup, params: Mapping[str, ParamValue]) -> np.ndarray:
     """The residual vector of ``params`` rendered from the run's scenes
-    (``search.scene_seed``) or those of ``scene_seed``: a diagnosis render, not a trial of
-    the study."""
-    seed = setup.scene_seed if scene_seed is None else scene_seed
+    (``search.scene_seed``): a diagnosis render, not a trial of the study."""
     result = evaluate_params(
-        setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, seed
+        setup.generator, setup.embedder, setup.scorer, params, setup.batch_size, setup.scene_seed
     )
     return np.asarray(setup.scorer.residual(result.embeddings), dtype=np.float64)
 

@@ -113,8 +113,7 @@ def estimate(
         best_residual: the residual at ``best``.
         per_image: the target images' own residuals (one row an image, each the residual of
             that image alone as a batch).
-        batch_size: the images the best camera was fitted on (``B``: a trial's batch, or the
-            polish's batches of scenes together).
+        batch_size: the images a trial scores (``B``).
         best_distance: the best trial's distance.
         floor: the noise floor's mean; above it the covariance grows as ``(best / floor)^2``.
     """
