@@ -134,6 +134,18 @@ def target_seed(camera: int) -> int:
     return 777 if camera == DEMO else TARGET_SEED_OFFSET + camera
 
 
+def target_overrides(camera: int) -> list[str]:
+    """The overrides that make the demo target camera ``camera``: its scene seed and hidden
+    values (the unsearched ones of a mismatch camera added with ``+``)."""
+    return [
+        f"target.demo.seed={target_seed(camera)}",
+        *[
+            f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
+            for k, v in hidden_of(camera).items()
+        ],
+    ]
+
+
 def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
     """One loop run, reduced to the benchmark's numbers."""
     hidden = hidden_of(camera)
@@ -150,11 +162,7 @@ def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
         "finetune.enabled=false",
         "selection.pool_size=32",
         "tracking.trial_images=0",
-        f"target.demo.seed={target_seed(camera)}",
-        *[
-            f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
-            for k, v in hidden.items()
-        ],
+        *target_overrides(camera),
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"hydra.run.dir={run_dir}",
     )

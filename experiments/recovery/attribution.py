@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from any_camera import OUT, UNSEARCHED, _camera_list, hidden_of, target_seed
+from any_camera import OUT, UNSEARCHED, _camera_list, hidden_of, target_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
 from _demo import load_demo
@@ -208,15 +208,7 @@ def one_target(camera: int) -> dict[str, Any]:
     """Measure the effects at the run's best point and rank them by every rule."""
     run = json.loads((OUT / f"default_c{camera}_s0.json").read_text())
     hidden = hidden_of(camera)
-    demo = load_demo(
-        [
-            f"target.demo.seed={target_seed(camera)}",
-            *[
-                f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
-                for k, v in hidden.items()
-            ],
-        ]
-    )
+    demo = load_demo(target_overrides(camera))
     n, seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
     params = {**demo.base_params, **run["best_params"]}
 
@@ -250,25 +242,31 @@ def one_target(camera: int) -> dict[str, Any]:
     rules = {name: rule(effects) for name, rule in RULES.items()}
     rules["in_turn"] = in_turn(effects.residual, params, candidates, demo.ranges, residual_at)
     for rule, ranking in rules.items():
-        chosen = named(ranking)
-        out[rule] = {
-            "ranking": [(s.name, round(s.share, 4), s.direction) for s in ranking],
-            "named": [s.name for s in chosen],
-            "right": sum(s.name in UNSEARCHED for s in chosen),
-        }
+        out[rule] = scored(ranking)
     return out
 
 
-def table(results: list[dict[str, Any]]) -> str:
+def scored(ranking: list[Suspect]) -> dict[str, Any]:
+    """A rule's ranking as recorded: every suspect, the named ones, how many are right."""
+    chosen = named(ranking)
+    return {
+        "ranking": [(s.name, round(s.share, 4), s.direction) for s in ranking],
+        "named": [s.name for s in chosen],
+        "right": sum(s.name in UNSEARCHED for s in chosen),
+    }
+
+
+def table(results: list[dict[str, Any]], rules: Sequence[str] = TABLE_RULES) -> str:
+    """Per target, each of ``rules``' named suspects; then how often both were right."""
     lines = [
         "| target | seen | unsearched (hidden) | best/floor | "
-        + " | ".join(f"{rule}: named (share) | right" for rule in TABLE_RULES)
+        + " | ".join(f"{rule}: named (share) | right" for rule in rules)
         + " |",
-        "|---|---|---|---|" + "---|---|" * len(TABLE_RULES),
+        "|---|---|---|---|" + "---|---|" * len(rules),
     ]
     for r in results:
         cells = []
-        for rule in TABLE_RULES:
+        for rule in rules:
             shares = dict((n, s) for n, s, _ in r[rule]["ranking"])
             text = ", ".join(f"{n} {100 * shares[n]:.0f}%" for n in r[rule]["named"]) or "none"
             cells += [text, f"{r[rule]['right']}/2"]
@@ -277,7 +275,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {r['camera']} | {'yes' if r['seen'] else 'no'} | {hidden} | "
             f"{r['best_over_floor']:.1f} | {' | '.join(cells)} |"
         )
-    for rule in TABLE_RULES:
+    for rule in rules:
         for label, part in (
             ("seen", [r for r in results if r["seen"]]),
             ("held out", [r for r in results if not r["seen"]]),
@@ -287,16 +285,24 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure(
+    description: str, one: Callable[[int], dict[str, Any]], result: Path
+) -> list[dict[str, Any]]:
+    """``one(camera)`` for each camera of ``--cameras`` (default the ten mismatch targets),
+    kept in ``result`` with the earlier targets' results; all of them, by camera."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--cameras", type=_camera_list, default=list(range(100, 110)))
     args = parser.parse_args()
-    kept = {r["camera"]: r for r in json.loads(RESULT.read_text())} if RESULT.exists() else {}
+    kept = {r["camera"]: r for r in json.loads(result.read_text())} if result.exists() else {}
     for camera in args.cameras:
-        kept[camera] = one_target(camera)
-        RESULT.write_text(json.dumps(sorted(kept.values(), key=lambda r: r["camera"]), indent=1))
+        kept[camera] = one(camera)
+        result.write_text(json.dumps(sorted(kept.values(), key=lambda r: r["camera"]), indent=1))
         print(f"target {camera}: done", flush=True)
-    print(table(sorted(kept.values(), key=lambda r: r["camera"])))
+    return sorted(kept.values(), key=lambda r: r["camera"])
+
+
+def main() -> None:
+    print(table(measure(__doc__.splitlines()[0], one_target, RESULT)))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ Writes ``attribution_stats.json`` beside this script and prints the table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from any_camera import OUT, UNSEARCHED, _camera_list, hidden_of, target_seed
-from attribution import SEEN, named
+from any_camera import OUT, UNSEARCHED, hidden_of, target_overrides
+from attribution import SEEN, measure, scored, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
 from _demo import load_demo
@@ -77,15 +76,7 @@ def split_effects(effects: Effects, cut: int, variant: str, weight: float) -> Ef
 def one_target(camera: int) -> dict[str, Any]:
     run = json.loads((OUT / f"default_c{camera}_s0.json").read_text())
     hidden = hidden_of(camera)
-    demo = load_demo(
-        [
-            f"target.demo.seed={target_seed(camera)}",
-            *[
-                f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
-                for k, v in hidden.items()
-            ],
-        ]
-    )
+    demo = load_demo(target_overrides(camera))
     n, seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
     params = {**demo.base_params, **run["best_params"]}
     target_stats = image_stats(demo.target.images.images)
@@ -115,54 +106,12 @@ def one_target(camera: int) -> dict[str, Any]:
         "stats_weight": weight,
     }
     for variant in VARIANTS:
-        ranking = rank(split_effects(effects, cut, variant, weight))
-        chosen = named(ranking)
-        out[variant] = {
-            "ranking": [(s.name, round(s.share, 4), s.direction) for s in ranking],
-            "named": [s.name for s in chosen],
-            "right": sum(s.name in UNSEARCHED for s in chosen),
-        }
+        out[variant] = scored(rank(split_effects(effects, cut, variant, weight)))
     return out
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    lines = [
-        "| target | seen | unsearched (hidden) | best/floor | "
-        + " | ".join(f"{v}: named (share) | right" for v in VARIANTS)
-        + " |",
-        "|---|---|---|---|" + "---|---|" * len(VARIANTS),
-    ]
-    for r in results:
-        cells = []
-        for v in VARIANTS:
-            shares = dict((n, s) for n, s, _ in r[v]["ranking"])
-            text = ", ".join(f"{n} {100 * shares[n]:.0f}%" for n in r[v]["named"]) or "none"
-            cells += [text, f"{r[v]['right']}/2"]
-        hidden = ", ".join(f"{k} {v:g}" for k, v in r["unsearched"].items())
-        lines.append(
-            f"| {r['camera']} | {'yes' if r['seen'] else 'no'} | {hidden} | "
-            f"{r['best_over_floor']:.1f} | {' | '.join(cells)} |"
-        )
-    for v in VARIANTS:
-        for label, part in (
-            ("seen", [r for r in results if r["seen"]]),
-            ("held out", [r for r in results if not r["seen"]]),
-        ):
-            both = sum(r[v]["right"] == 2 for r in part)
-            lines.append(f"\n{v}, {label}: both named right in {both}/{len(part)}")
-    return "\n".join(lines)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cameras", type=_camera_list, default=list(range(100, 110)))
-    args = parser.parse_args()
-    kept = {r["camera"]: r for r in json.loads(RESULT.read_text())} if RESULT.exists() else {}
-    for camera in args.cameras:
-        kept[camera] = one_target(camera)
-        RESULT.write_text(json.dumps(sorted(kept.values(), key=lambda r: r["camera"]), indent=1))
-        print(f"target {camera}: done", flush=True)
-    print(table(sorted(kept.values(), key=lambda r: r["camera"])))
+    print(table(measure(__doc__.splitlines()[0], one_target, RESULT), VARIANTS))
 
 
 if __name__ == "__main__":

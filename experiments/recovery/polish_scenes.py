@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from any_camera import UNSEARCHED, _camera_list, hidden_of, target_seed
+from any_camera import _camera_list, hidden_of, target_overrides
 from uncertainty import IDENTIFIABLE
 from uncertainty import OUT as RECORDS
 
@@ -55,15 +55,7 @@ HELD_OUT = tuple(range(50, 58))  # the fair comparison's scenes
 def one(camera: int, seed: int) -> dict[str, Any]:
     record = json.loads((RECORDS / f"c{camera}_s{seed}.json").read_text())
     hidden = hidden_of(camera)
-    demo = load_demo(
-        [
-            f"target.demo.seed={target_seed(camera)}",
-            *[
-                f"{'+' if k in UNSEARCHED else ''}target.demo.params.{k}={v}"
-                for k, v in hidden.items()
-            ],
-        ]
-    )
+    demo = load_demo(target_overrides(camera))
     n, scene_seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
     box = Box.of_space(demo.space)
     start = {**demo.base_params, **record["before_polish"]["params"]}
