@@ -166,15 +166,52 @@ def search_lines(recs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def mismatch_table(recs: list[dict[str, Any]]) -> list[str]:
+    """Per mismatch target: the stop, the polish trial and the suspects the run named."""
+    from gen_loop.search.attribution import named
+
+    lines = [
+        "| target | seed | best/floor | stop | trials | last real gain | stop - gain | polish "
+        "trial | named | right |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    both = 0
+    for r in sorted(recs, key=lambda r: (r["seed"], r["camera"])):
+        before = r["before_polish"]
+        polish = before["polish_distance"]
+        taken = (
+            "-"
+            if polish is None
+            else f"{polish / r['noise_floor']:.2f}x"
+            + (" (taken)" if polish < before["distance"] else "")
+        )
+        chosen = named(r["unsearched_suspects"] or [])
+        right = sum(s["name"] in any_camera.UNSEARCHED for s in chosen)
+        both += right == 2
+        text = ", ".join(f"{s['name']} {100 * s['share']:.0f}%" for s in chosen) or "none"
+        gain = r["last_gain_trial"]
+        lines.append(
+            f"| {r['camera']} | {r['seed']} | {r['best_over_floor']:.1f} | "
+            f"{r['stop_reason'].split(':')[0]} | {r['n_trials']} | {gain} | "
+            f"{r['n_trials'] - 1 - gain} | {taken} | {text} | {right}/2 |"
+        )
+    lines += ["", f"Both named right in {both}/{len(recs)}."]
+    return lines
+
+
 def report() -> str:
     recs = load()
-    groups = {
-        "hidden cameras 0-20 (in the space)": [r for r in recs if r["camera"] < 100],
-        "mismatch targets 100-109 (gamma, saturation, noise differ too)": [
-            r for r in recs if r["camera"] >= 100
-        ],
-    }
     lines: list[str] = []
+    mismatch = [r for r in recs if r["camera"] >= 100]
+    if mismatch:
+        lines += [
+            f"### mismatch targets 100-109 (gamma, saturation, noise differ too): "
+            f"{len(mismatch)} runs",
+            "",
+            *mismatch_table(mismatch),
+            "",
+        ]
+    groups = {"hidden cameras 0-20 (in the space)": [r for r in recs if r["camera"] < 100]}
     for title, group in groups.items():
         if not group:
             continue
