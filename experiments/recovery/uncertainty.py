@@ -171,8 +171,8 @@ def mismatch_table(recs: list[dict[str, Any]]) -> list[str]:
     from gen_loop.search.attribution import named
 
     lines = [
-        "| target | seed | best/floor | stop | trials | last real gain | stop - gain | polish "
-        "trial | named | right |",
+        "| target | seed | best/floor | stop | search trials (+ polish) | last real gain | "
+        "stop - gain | polish trial | named | right |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     both = 0
@@ -189,11 +189,14 @@ def mismatch_table(recs: list[dict[str, Any]]) -> list[str]:
         right = sum(s["name"] in any_camera.UNSEARCHED for s in chosen)
         both += right == 2
         text = ", ".join(f"{s['name']} {100 * s['share']:.0f}%" for s in chosen) or "none"
-        gain = r["last_gain_trial"]
+        # the plateau's timing is the search's: the polish trial comes after its stop
+        curve = r["curve_over_floor"]
+        search = curve[: before["polish_trial"]] if before["polish_trial"] else curve
+        gain = any_camera._last_gain(search)
         lines.append(
             f"| {r['camera']} | {r['seed']} | {r['best_over_floor']:.1f} | "
-            f"{r['stop_reason'].split(':')[0]} | {r['n_trials']} | {gain} | "
-            f"{r['n_trials'] - 1 - gain} | {taken} | {text} | {right}/2 |"
+            f"{r['stop_reason'].split(':')[0]} | {len(search)} (+{len(curve) - len(search)}) | "
+            f"{gain} | {len(search) - 1 - gain} | {taken} | {text} | {right}/2 |"
         )
     lines += ["", f"Both named right in {both}/{len(recs)}."]
     return lines
