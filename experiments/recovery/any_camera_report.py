@@ -36,12 +36,14 @@ def load() -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
 
 
-def _trials(r: dict[str, Any]) -> float:
+def trials_to_floor(r: dict[str, Any]) -> float:
+    """A run's trials to 1.5x the floor; inf when it did not get there."""
     t = r["trials_to_1.5x"]
     return float("inf") if t is None else float(t)
 
 
-def _fmt(x: float) -> str:
+def fmt_trials(x: float) -> str:
+    """A trial count as the tables print it (">100": not reached in the budget)."""
     return ">100" if x == float("inf") else f"{x:.0f}"
 
 
@@ -57,7 +59,7 @@ def arm_table(results: list[dict[str, Any]]) -> list[str]:
         if not rs:
             continue
         cams, seeds = {r["camera"] for r in rs}, {r["seed"] for r in rs}
-        trials = sorted(_trials(r) for r in rs)
+        trials = sorted(trials_to_floor(r) for r in rs)
         reached = sum(t != float("inf") for t in trials)
         ratios = [r["best_over_floor"] for r in rs]
         err = [max(r["recovery_error"][p] for p in IDENTIFIABLE) for r in rs]
@@ -65,7 +67,7 @@ def arm_table(results: list[dict[str, Any]]) -> list[str]:
         spt = [r["s_per_trial"] for r in rs if r.get("s_per_trial")]
         lines.append(
             f"| {LABELS[arm]} | {len(rs)} ({len(cams)} x {len(seeds)}) | {reached}/{len(rs)} "
-            f"| {_fmt(statistics.median(trials))} | {_fmt(trials[-1])} "
+            f"| {fmt_trials(statistics.median(trials))} | {fmt_trials(trials[-1])} "
             f"| {statistics.median(ratios):.2f} [{max(ratios):.2f}] "
             f"| {sum(e <= 0.03 for e in err)}/{len(rs)} / {sum(e <= 0.05 for e in err)}/{len(rs)} "
             f"| {statistics.median(vig):.3f} | {statistics.median(r['n_trials'] for r in rs):.0f} "
@@ -86,7 +88,11 @@ def camera_table(results: list[dict[str, Any]]) -> list[str]:
         first = next(r for r in results if r["camera"] == c)
         for a, s in cols:
             r = by.get((a, c, s))
-            cells.append("-" if r is None else f"{_fmt(_trials(r))} ({r['best_over_floor']:.2f})")
+            cells.append(
+                "-"
+                if r is None
+                else f"{fmt_trials(trials_to_floor(r))} ({r['best_over_floor']:.2f})"
+            )
         lines.append(f"| {c} | {first['default_over_floor']:.1f} | " + " | ".join(cells) + " |")
     return lines
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import any_camera  # noqa: E402
+import any_camera_report  # noqa: E402
 
 OUT = HERE / "uncertainty"
 SEARCHED = ("color_temp_k", "red_std_scale", "exposure_ev", "contrast", "vignetting", "fisheye")
@@ -155,11 +157,13 @@ def search_lines(recs: list[dict[str, Any]]) -> list[str]:
     out = []
     for seed in sorted({r["seed"] for r in recs}):
         runs = [r for r in recs if r["seed"] == seed]
-        reached = [r["trials_to_1.5x"] for r in runs if r["trials_to_1.5x"] is not None]
+        trials = sorted(any_camera_report.trials_to_floor(r) for r in runs)  # inf: not reached
+        reached = sum(t != math.inf for t in trials)
         within = sum(max(r["recovery_error"][n] for n in IDENTIFIABLE) <= 0.03 for r in runs)
+        fmt = any_camera_report.fmt_trials
         out.append(
-            f"Seed {seed}: {len(reached)}/{len(runs)} reach 1.5x the floor, trials to it median "
-            f"{np.median(reached):.0f}, worst {max(reached)}; trials run median "
+            f"Seed {seed}: {reached}/{len(runs)} reach 1.5x the floor, trials to it median "
+            f"{fmt(statistics.median(trials))}, worst {fmt(trials[-1])}; trials run median "
             f"{np.median([r['n_trials'] for r in runs]):.0f}; all five within 3 % in "
             f"{within}/{len(runs)}."
         )
