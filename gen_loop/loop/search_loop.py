@@ -80,42 +80,58 @@ def search(
         log.warning("trial %d was interrupted earlier: marked failed, re-queued", number)
     if dead:
         observer.on_requeued(dead)
+    # Ctrl-C is caught around the call, not by a ``try`` around the loop in the loop's own
+    # frame: there, on CPython 3.11.7, a KeyboardInterrupt raised at the loop's ``continue``
+    # (a backward jump, where pending signals are handled) escaped the handler, traceback
+    # at the ``continue``, and about half of the interrupted runs lost their summary.
+    try:
+        return _run_trials(study, setup, convergence, observer, mutex, poll_s)
+    except KeyboardInterrupt:
+        return SearchOutcome(INTERRUPTED, StudyView.of(study).n_failed, interrupted=True)
+
+
+def _run_trials(
+    study: optuna.Study,
+    setup: TrialSetup,
+    convergence: Convergence,
+    observer: LoopObserver,
+    mutex: StudyMutex,
+    poll_s: float,
+) -> SearchOutcome:
+    """:func:`search`'s loop, until a stop or Ctrl-C (raised)."""
     consecutive = 0
     start = time.monotonic()
     refiner = Refiner(study, setup, convergence, observer, mutex, start)
-    try:
-        while True:
-            trial: optuna.Trial | None = None
-            refine_from: FrozenTrial | None = None
-            wait = False
-            with mutex.hold():
-                now = decide(study, convergence, time.monotonic() - start, plateau_held(study))
-                if now.stop_reason is None and now.budget_left:
-                    trial, wait = refiner.help()  # another worker's refinement first
-                    if trial is None and not wait:
-                        refine_from, wait = refiner.start_point(now.view)
-                        if refine_from is None and not wait:
-                            trial = ask(study, setup.space)
-            if now.stop_reason is not None:
-                return SearchOutcome(now.stop_reason, now.view.n_failed)
-            if refine_from is not None:
-                error = refiner.run(refine_from)
-            elif wait:  # a refinement's one-trial step, or its start waits for running trials
-                time.sleep(refiner.poll_s)
-                continue
-            elif trial is None:  # the budget is all asked: wait for the other workers
-                time.sleep(poll_s)
-                continue
-            else:
-                error, _ = run_trial(trial, study, setup, now.convergence, observer)
-            if error is None:
-                consecutive = 0
-                continue
-            consecutive += 1
-            if consecutive >= setup.max_consecutive_failures:
-                return SearchOutcome(
-                    f"aborted: {consecutive} consecutive failed trials (last: {error})",
-                    StudyView.of(study).n_failed,
-                )
-    except KeyboardInterrupt:
-        return SearchOutcome(INTERRUPTED, StudyView.of(study).n_failed, interrupted=True)
+    while True:
+        trial: optuna.Trial | None = None
+        refine_from: FrozenTrial | None = None
+        wait = False
+        with mutex.hold():
+            now = decide(study, convergence, time.monotonic() - start, plateau_held(study))
+            if now.stop_reason is None and now.budget_left:
+                trial, wait = refiner.help()  # another worker's refinement first
+                if trial is None and not wait:
+                    refine_from, wait = refiner.start_point(now.view)
+                    if refine_from is None and not wait:
+                        trial = ask(study, setup.space)
+        if now.stop_reason is not None:
+            return SearchOutcome(now.stop_reason, now.view.n_failed)
+        if refine_from is not None:
+            error = refiner.run(refine_from)
+        elif wait:  # a refinement's one-trial step, or its start waits for running trials
+            time.sleep(refiner.poll_s)
+            continue
+        elif trial is None:  # the budget is all asked: wait for the other workers
+            time.sleep(poll_s)
+            continue
+        else:
+            error, _ = run_trial(trial, study, setup, now.convergence, observer)
+        if error is None:
+            consecutive = 0
+            continue
+        consecutive += 1
+        if consecutive >= setup.max_consecutive_failures:
+            return SearchOutcome(
+                f"aborted: {consecutive} consecutive failed trials (last: {error})",
+                StudyView.of(study).n_failed,
+            )
