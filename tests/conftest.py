@@ -21,6 +21,7 @@ from tests.cli import cli_env
 from tests.pg_server import PgServer, start_server
 
 if TYPE_CHECKING:
+    import optuna
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
@@ -127,6 +128,29 @@ def start_cli() -> Callable[..., subprocess.Popen[str]]:
     return _start
 
 
+@pytest.fixture
+def run_workers(
+    start_cli: Callable[..., subprocess.Popen[str]],
+) -> Callable[[Path, int, Sequence[str]], list[tuple[str, str]]]:
+    """A function ``(tmp_path, n, args)`` that starts ``n`` ``python -m gen_loop ARGS``
+    workers together, each in its own folder ``tmp_path/w<i>`` (like machines: own run
+    folder and MLflow store, one shared cache), asserts that every one exits 0 and returns
+    their (stdout, stderr)."""
+
+    def _run(tmp_path: Path, n: int, args: Sequence[str]) -> list[tuple[str, str]]:
+        procs = []
+        for i in range(n):
+            cwd = tmp_path / f"w{i}"
+            cwd.mkdir()
+            procs.append(start_cli(cwd, *args, cache=tmp_path / "cache"))
+        outputs = [p.communicate(timeout=900) for p in procs]
+        for proc, (out, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, out[-2000:] + err[-3000:]
+        return outputs
+
+    return _run
+
+
 # --- The search loop on real parts (tests/test_search_loop.py, test_scene_seeds.py,
 # test_refine.py): a random-init YOLOv7-tiny at 64 px, shared by the whole session.
 LOOP_SIZE = 64
@@ -191,6 +215,19 @@ class SearchLog:
         """The trial (child) runs of the parent run."""
         query = f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
         return self.client.search_runs([self.experiment_id], query)
+
+
+def random_study(tmp_path: Path, name: str = "s") -> optuna.Study:
+    """A study in ``tmp_path/o.db`` with Optuna's random sampler (seed 0) and the loop's
+    start point for the two-parameter space of these tests (fisheye 0, 6500 K) enqueued."""
+    from gen_loop.search import make_sampler, open_study
+
+    return open_study(
+        name,
+        f"sqlite:///{tmp_path / 'o.db'}",
+        make_sampler("random", 0, 0, False),
+        {"fisheye": 0.0, "color_temp_k": 6500.0},
+    )
 
 
 @pytest.fixture

@@ -136,10 +136,10 @@ def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
 ) -> None:
     from gen_loop.config.schema import RefineConfig
     from gen_loop.generator import ProceduralGenerator
-    from gen_loop.search import Convergence, make_sampler, open_study
+    from gen_loop.search import Convergence, make_sampler
     from gen_loop.search.space import SearchSpace
     from gen_loop.search.workers import WORKER_ATTR
-    from tests.conftest import LOOP_SIZE
+    from tests.conftest import LOOP_SIZE, random_study
 
     gen = ProceduralGenerator(LOOP_SIZE, LOOP_SIZE)
     scorer = fit_scorer(gen, {"fisheye": 0.4, "color_temp_k": 4500.0}, 24, 99)
@@ -149,9 +149,7 @@ def test_an_interrupted_refinement_trial_is_retried_and_refinement_resumes(
     refine = RefineConfig(method="lsq", after=3, diff_step=0.05)
     setup = trial_setup(gen, scorer, space, 6, refine=refine)
     storage = f"sqlite:///{tmp_path / 'o.db'}"
-    study = open_study(
-        "s", storage, make_sampler("random", 0, 0, False), {"fisheye": 0.0, "color_temp_k": 6500.0}
-    )
+    study = random_study(tmp_path)
     for point in (
         {"fisheye": 0.8, "color_temp_k": 8000.0},
         {"fisheye": 0.2, "color_temp_k": 5000.0},

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from gen_loop.loop.trial import TrialSetup
 from gen_loop.score import CentroidScorer
-from gen_loop.search import Convergence, make_sampler, open_study
+from gen_loop.search import Convergence
 from gen_loop.search.space import SearchSpace
-from tests.conftest import LOOP_SIZE
+from tests.conftest import LOOP_SIZE, random_study
 from tests.fakes import FlakyGenerator
 
 
@@ -37,12 +37,7 @@ def test_failed_trials_are_recorded_and_the_loop_goes_on(
     parts, trial_setup, logged_search, tmp_path: Path
 ) -> None:
     setup = _setup(parts, trial_setup, max_failures=50)
-    study = open_study(
-        "s",
-        f"sqlite:///{tmp_path / 'o.db'}",
-        make_sampler("random", 0, 0, False),
-        {"fisheye": 0.0, "color_temp_k": 6500.0},
-    )
+    study = random_study(tmp_path)
     conv = Convergence(
         noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=12
     )

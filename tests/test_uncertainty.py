@@ -146,6 +146,7 @@ def test_a_plateau_stop_is_polished_by_one_more_trial_within_the_budget(tmp_path
         "run",
         "debug=smoke",
         "search.patience=2",
+        "search.min_rel_improvement=0.5",  # a plateau on any trajectory: only a halving counts
         "search.n_trials=12",
         "finetune.enabled=false",
         "analysis.enabled=false",
@@ -170,6 +171,7 @@ def test_a_plateau_stop_is_polished_by_one_more_trial_within_the_budget(tmp_path
         "run",
         "debug=smoke",
         "search.patience=2",
+        "search.min_rel_improvement=0.5",  # a plateau on any trajectory: only a halving counts
         "search.n_trials=12",
         "search.polish=false",
         "finetune.enabled=false",
@@ -199,15 +201,11 @@ def polish_parts(fit_scorer, trial_setup):
 def _searched_study(setup, tmp_path: Path, n_trials: int):
     from gen_loop.loop.observer import LoopObserver
     from gen_loop.loop.search_loop import search
-    from gen_loop.search import Convergence, make_sampler, open_study
+    from gen_loop.search import Convergence
     from gen_loop.search.storage import StudyMutex
+    from tests.conftest import random_study
 
-    study = open_study(
-        "s",
-        f"sqlite:///{tmp_path / 'o.db'}",
-        make_sampler("random", 0, 0, False),
-        {"fisheye": 0.0, "color_temp_k": 6500.0},
-    )
+    study = random_study(tmp_path)
     conv = Convergence(
         noise_floor=1e-9, floor_factor=1.0, patience=2, min_rel_improvement=0.5, n_trials=n_trials
     )

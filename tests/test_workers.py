@@ -73,7 +73,7 @@ def test_postgres_mutex_excludes_other_processes(postgres: PgServer, tmp_path: P
 @pytest.mark.integration
 @pytest.mark.slow
 def test_three_workers_share_one_study(
-    postgres: PgServer, tmp_path: Path, start_cli: Callable[..., subprocess.Popen[str]]
+    postgres: PgServer, tmp_path: Path, run_workers: Callable[..., list[tuple[str, str]]]
 ) -> None:
     n_trials, name = 8, "shared"
     args = [
@@ -83,14 +83,7 @@ def test_three_workers_share_one_study(
         f"search.study_name={name}",
         "hydra.run.dir=run",
     ]
-    procs = []
-    for i in range(3):  # like three machines: own folder, own MLflow store, one study
-        cwd = tmp_path / f"w{i}"
-        cwd.mkdir()
-        procs.append(start_cli(cwd, *args, cache=tmp_path / "cache"))
-    outputs = [p.communicate(timeout=900) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, out[-2000:] + err[-3000:]
+    outputs = run_workers(tmp_path, 3, args)  # like three machines: own folder, MLflow store
 
     study = optuna.load_study(study_name=name, storage=make_storage(postgres.url, None, None))
     trials = study.trials
