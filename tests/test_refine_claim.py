@@ -170,6 +170,46 @@ def test_a_helping_worker_runs_the_posted_points_and_waits_during_steps(
     assert helper.claim is not None and helper.claim.start == running.number
 
 
+def test_no_sampler_trial_is_asked_past_refine_after_while_the_last_ones_run(
+    trial_setup, tmp_path: Path
+) -> None:
+    """Two workers switch to the refinement after refine.after sampler trials, as one does:
+    with after - 1 finished and one running, the next worker waits instead of sampling."""
+    from gen_loop.config.schema import RefineConfig
+    from gen_loop.generator import ProceduralGenerator
+    from gen_loop.loop.observer import LoopObserver
+    from gen_loop.loop.refine_stage import Refiner
+    from gen_loop.score import CentroidScorer
+    from gen_loop.search import Convergence, StudyMutex
+    from gen_loop.search.space import SearchSpace
+
+    space = SearchSpace({"fisheye": FloatDistribution(0.0, 1.0)})
+    setup = trial_setup(
+        ProceduralGenerator(64, 64),
+        CentroidScorer("zscore_l2"),
+        space,
+        4,
+        refine=RefineConfig(method="gn", after=3),
+    )
+    study = _study(tmp_path)
+    conv = Convergence(
+        noise_floor=1e-9, floor_factor=1.0, patience=100, min_rel_improvement=0.01, n_trials=9
+    )
+    mutex = StudyMutex(f"sqlite:///{tmp_path / 'o.db'}", "c")
+    worker = Refiner(study, setup, conv, LoopObserver(), mutex, time.monotonic())
+    first = study.ask(space.distributions)
+    study.tell(first, 0.9)
+    second = study.ask(space.distributions)  # another worker's, running
+    assert worker.start_point(_view(study)) == (None, False)  # 1 + 1 < 3: sample on
+    study.tell(second, 0.7)
+    third = study.ask(space.distributions)
+    assert worker.start_point(_view(study)) == (None, True)  # 2 + 1 = 3: wait, do not sample
+    study.tell(third, 0.8)
+    best, wait = worker.start_point(_view(study))
+    assert best is not None and best.number == second.number and not wait
+    assert len(study.trials) == 3  # no fourth sampler trial before the refinement
+
+
 def _view(study: optuna.Study):  # type: ignore[no-untyped-def]
     from gen_loop.search.workers import StudyView
 
@@ -178,7 +218,7 @@ def _view(study: optuna.Study):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_two_workers_share_one_refinement_without_repeating_a_point(
-    tmp_path: Path, start_cli: Callable[..., subprocess.Popen[str]]
+    tmp_path: Path, run_workers: Callable[..., list[tuple[str, str]]]
 ) -> None:
     """Two real workers on one SQLite study: one refines, the other runs Jacobian points."""
     n_trials = 18
@@ -189,14 +229,7 @@ def test_two_workers_share_one_refinement_without_repeating_a_point(
         "search.study_name=shared",
         *("finetune.enabled=false", "analysis.enabled=false", "hydra.run.dir=run"),
     ]
-    procs = []
-    for i in range(2):
-        cwd = tmp_path / f"w{i}"
-        cwd.mkdir()
-        procs.append(start_cli(cwd, *args, cache=tmp_path / "cache"))
-    outputs = [p.communicate(timeout=900) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, out[-2000:] + err[-3000:]
+    outputs = run_workers(tmp_path, 2, args)
 
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]

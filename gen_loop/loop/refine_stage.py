@@ -86,19 +86,25 @@ class Refiner:
         ``(None, False)`` to go on sampling.
 
         Enqueued trials (priors, a dead worker's re-queued trial) are run first: one of them
-        may be the best start. Call under the study mutex.
+        may be the best start. Once ``refine.after`` trials are finished or running, no more
+        sampler trials are asked: several workers then refine after as many sampler trials
+        as one worker would (not after one more a worker, each asked while the last were
+        still running). Call under the study mutex.
         """
-        if self.done or len(view.finished) < self.setup.refine.after:
-            return None, False
-        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            return None, False
-        done = [t for t in view.finished if t.state == TrialState.COMPLETE and t.value is not None]
-        if not done:
+        after = self.setup.refine.after
+        if self.done or len(view.finished) + view.running < after:
             return None, False
         if not self.setup.scorer.has_residual:
             # auto: only where the metric allows it (lsq with another metric is a config error)
             log.info("search.refine: %r has no residual vector; not refining", self.setup.scorer)
             self.done = True
+            return None, False
+        if self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return None, False
+        if len(view.finished) < after:
+            return None, True  # the last sampler trials are running: wait for them
+        done = [t for t in view.finished if t.state == TrialState.COMPLETE and t.value is not None]
+        if not done:
             return None, False
         best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
         if best.number in refine_claim.spent_trials(self.study):
