@@ -222,14 +222,17 @@ def test_two_workers_share_one_refinement_without_repeating_a_point(
 ) -> None:
     """Two real workers on one SQLite study: one refines, the other runs Jacobian points."""
     n_trials = 18
-    args = [
-        *("run", "debug=smoke", f"search.n_trials={n_trials}", "search.refine.after=4"),
-        "search.floor_factor=1e-6",  # run the whole budget: no early convergence
-        f"search.storage=sqlite:///{tmp_path / 'optuna.db'}",
-        "search.study_name=shared",
-        *("finetune.enabled=false", "analysis.enabled=false", "hydra.run.dir=run"),
-    ]
-    outputs = run_workers(tmp_path, 2, args)
+
+    def args(db: Path) -> list[str]:
+        return [
+            *("run", "debug=smoke", f"search.n_trials={n_trials}", "search.refine.after=4"),
+            "search.floor_factor=1e-6",  # run the whole budget: no early convergence
+            f"search.storage=sqlite:///{db}",
+            "search.study_name=shared",
+            *("finetune.enabled=false", "analysis.enabled=false", "hydra.run.dir=run"),
+        ]
+
+    outputs = run_workers(tmp_path, 2, args(tmp_path / "optuna.db"))
 
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -249,3 +252,10 @@ def test_two_workers_share_one_refinement_without_repeating_a_point(
     assert refine_claim.current(study) is None  # released at the end
     summaries = [json.loads((tmp_path / f"w{i}/run/summary.json").read_text()) for i in range(2)]
     assert {s["n_trials"] for s in summaries} == {n_trials}
+
+    # One worker alone runs the same study, trial for trial: the model-based proposals waited
+    # for every result, drew from the trial number and started from the previous fit.
+    (tmp_path / "one").mkdir()
+    run_workers(tmp_path / "one", 1, args(tmp_path / "one.db"))
+    alone = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'one.db'}")
+    assert {t.number: t.params for t in alone.trials} == {t.number: t.params for t in study.trials}

@@ -229,6 +229,12 @@ class SearchConfig:
     scene_seeds: SceneSeeds = SceneSeeds.common  # common | fresh (see SceneSeeds)
     n_startup_trials: int = 10  # the Sobol (vector_gp) or random (tpe) start, trial 0 included
     multivariate: bool = True  # tpe: model parameter interactions
+    # Several workers on one study (vector_gp): false, a model-based proposal waits for the
+    # running trials, so N workers run the one-worker study trial for trial (the design and
+    # the Jacobians still run in parallel); true, it is made while they run (their points at
+    # the predicted residual): more trials an hour, more trials to the floor
+    # (experiments/workers/TRIALS_TO_FLOOR.md).
+    parallel_proposals: bool = False
     study_name: str = "gen_loop"
     # None: sqlite file optuna.db in the run folder. Workers that share a study share this:
     # postgresql://user@host/db (several machines) or journal:<shared file> (no database).

@@ -197,7 +197,6 @@ class Refiner:
             n_finished = len(StudyView.of(self.study).finished)
             self.claim = refine_claim.post(self.study, self.claim, points, n_finished)
         keys = [key for key, _ in self.claim.pending[-len(points) :]]
-        own: dict[str, np.ndarray] = {}  # measured here: the exact residual, not the stored one
         while True:
             trial: optuna.Trial | None = None
             with self.mutex.hold():
@@ -209,7 +208,7 @@ class Refiner:
                 )
                 finished = refine_claim.results(self.study, self.claim.token)
                 if all(key in finished for key in keys):
-                    return self._collect(keys, finished, own)
+                    return self._collect(keys, finished)
                 if now.stop_reason is not None:
                     self._cut = True
                     raise StopRefinement(now.stop_reason)
@@ -224,26 +223,19 @@ class Refiner:
             if trial is None:  # a helping worker runs the last of them: wait for it
                 time.sleep(self.poll_s)
                 continue
-            error, result = run_trial(
-                trial, self.study, self.setup, now.convergence, self.observer
-            )
-            key = trial.user_attrs.get(refine_claim.REFINE_KEY_ATTR)
-            if error is None and result is not None and key in keys:
-                own[key] = self.setup.scorer.residual(result.embeddings)
+            run_trial(trial, self.study, self.setup, now.convergence, self.observer)
 
     @staticmethod
     def _collect(
-        keys: list[str], finished: dict[str, FrozenTrial], own: dict[str, np.ndarray]
+        keys: list[str], finished: dict[str, FrozenTrial]
     ) -> tuple[list[np.ndarray], tuple[int, str] | None]:
-        """The residuals of ``keys`` in order (measured here where this worker ran them), or
-        the number and error of the first failed one."""
+        """The residuals of ``keys`` in order, as the study stores them whichever worker
+        measured them (so N workers take the steps one worker takes), or the number and error
+        of the first failed one."""
         residuals = []
         for key in keys:
             trial = finished[key]
             if trial.state != TrialState.COMPLETE:
                 return [], (trial.number, str(trial.user_attrs.get("error", "no result")))
-            if key in own:
-                residuals.append(own[key])
-            else:
-                residuals.append(np.asarray(trial.user_attrs[RESIDUAL_ATTR], dtype=np.float64))
+            residuals.append(np.asarray(trial.user_attrs[RESIDUAL_ATTR], dtype=np.float64))
         return residuals, None

@@ -21,6 +21,7 @@ from gen_loop.loop.trial import TrialSetup, ask, run_trial
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine_claim import plateau_held
 from gen_loop.search.storage import StudyMutex
+from gen_loop.search.vector_sampler import proposal_waits
 from gen_loop.search.workers import StudyView, decide, fail_dead_trials
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,14 @@ def _run_trials(
                 if trial is None and not wait:
                     refine_from, wait = refiner.start_point(now.view)
                     if refine_from is None and not wait:
-                        trial = ask(study, setup.space)
+                        wait = proposal_waits(study)  # a model-based proposal: all results
+                        if not wait:
+                            trial = ask(study, setup.space)
         if now.stop_reason is not None:
             return SearchOutcome(now.stop_reason, now.view.n_failed)
         if refine_from is not None:
             error = refiner.run(refine_from)
-        elif wait:  # a refinement's one-trial step, or its start waits for running trials
+        elif wait:  # a refinement's step, its start or a model-based proposal waits for trials
             time.sleep(refiner.poll_s)
             continue
         elif trial is None:  # the budget is all asked: wait for the other workers

@@ -286,7 +286,12 @@ class LoopSession:
             joined = join_study(study)
         # distinct draws per worker and per resumed run, one Sobol design for the study
         study.sampler = make_sampler(
-            s.sampler, s.seed + joined, s.n_startup_trials, s.multivariate, design_seed=s.seed
+            s.sampler,
+            s.seed + joined,
+            s.n_startup_trials,
+            s.multivariate,
+            design_seed=s.seed,
+            parallel_proposals=s.parallel_proposals,
         )
 
     def _trial_setup(self, scorer: Scorer) -> TrialSetup:

@@ -31,15 +31,15 @@ def from_objective(value: float) -> float:
 
 
 def _vector_gp(
-    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
     from gen_loop.search.vector_sampler import VectorGPSampler
 
-    return VectorGPSampler(seed, n_startup_trials, design_seed)
+    return VectorGPSampler(seed, n_startup_trials, design_seed, sequential=not parallel)
 
 
 def _tpe(
-    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(
         seed=seed,
@@ -51,28 +51,30 @@ def _tpe(
 
 
 def _gp(
-    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
 
 
 def _random(
-    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _qmc(
-    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int
+    seed: int, n_startup_trials: int, multivariate: bool, design_seed: int, parallel: bool
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=design_seed)
 
 
-#: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate, design_seed) ->
-#: sampler``; one entry per :class:`~gen_loop.config.schema.Sampler` (the choices composition
-#: accepts). ``design_seed`` seeds a scrambled Sobol design that every worker session of a
-#: study continues (Optuna counts its points in the study), ``seed`` the session's own draws.
-REGISTRY: dict[Sampler, Callable[[int, int, bool, int], optuna.samplers.BaseSampler]] = {
+#: ``search.sampler`` -> the factory ``(seed, n_startup_trials, multivariate, design_seed,
+#: parallel) -> sampler``; one entry per :class:`~gen_loop.config.schema.Sampler` (the choices
+#: composition accepts). ``design_seed`` seeds a scrambled Sobol design that every worker
+#: session of a study continues (Optuna counts its points in the study), ``seed`` the
+#: session's own draws; ``parallel`` (``search.parallel_proposals``) lets vector_gp propose
+#: while other workers' trials run.
+REGISTRY: dict[Sampler, Callable[[int, int, bool, int, bool], optuna.samplers.BaseSampler]] = {
     Sampler.vector_gp: _vector_gp,
     Sampler.tpe: _tpe,
     Sampler.gp: _gp,
@@ -88,6 +90,7 @@ def make_sampler(
     n_startup_trials: int,
     multivariate: bool,
     design_seed: int | None = None,
+    parallel_proposals: bool = False,
 ) -> optuna.samplers.BaseSampler:
     """The search's sampler: ``REGISTRY[kind]``.
 
@@ -105,9 +108,8 @@ def make_sampler(
         raise ConfigError("search.sampler", f"{kind!r}: use one of {list(SAMPLERS)}") from None
     with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return factory(
-            seed, n_startup_trials, multivariate, seed if design_seed is None else design_seed
-        )
+        design = seed if design_seed is None else design_seed
+        return factory(seed, n_startup_trials, multivariate, design, parallel_proposals)
 
 
 def open_study(

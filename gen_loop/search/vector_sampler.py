@@ -12,8 +12,15 @@ the target and finishes there in a handful of steps.
 Only continuous, unconditional floats are modelled (the box of
 :class:`~gen_loop.search.refine.Box`, log-scale ones on their log); integers, categoricals and
 conditional parameters are proposed by TPE on the distance. The first ``n_startup_trials``
-points are a scrambled Sobol design. Trials another worker is running are added to the model at
-their predicted residual ("kriging believer"), so N workers on one study spread out.
+points are a scrambled Sobol design.
+
+Several workers on one study: the design's points are asked in parallel, but a model-based
+proposal waits for every running trial (:func:`proposal_waits`, which the loop asks before it
+asks a trial): it is made with every earlier trial's result, as one worker makes it. Its random
+candidates are drawn from ``(design_seed, trial number)`` and its likelihood search starts from
+the previous proposal's fit, stored on that trial, so N workers propose exactly what one worker
+would, trial for trial (``sequential=False``, ``search.parallel_proposals``: propose while
+trials run, those added to the model at their predicted residual, "kriging believer").
 A scorer without a residual vector (mmd, kid, prdc, frechet, cosine) gives the one-component
 residual ``[distance]``: plain GP expected improvement on the distance.
 """
@@ -54,6 +61,9 @@ LOCAL_CENTRES = 4
 #: function of the parameters, so a near-repeat teaches the model nothing (two workers'
 #: studies had pairs 0.004 apart, experiments/workers/TRIALS_TO_FLOOR.md).
 MIN_SEPARATION = 0.02
+#: The trial user attribute holding the fit of the model that proposed it (length scales and
+#: nugget): the next proposal's likelihood search starts there, whichever worker makes it.
+FIT_ATTR = "gp_fit"
 
 
 def residual_of(trial: FrozenTrial) -> list[float] | None:
@@ -78,6 +88,7 @@ class _History:
     x: np.ndarray  # (n, P) in the unit cube
     r: np.ndarray  # (n, D)
     pending: np.ndarray  # (k, P)
+    last_fit: tuple[np.ndarray, float] | None = None  # the latest proposal's lengths, nugget
 
     @property
     def best(self) -> float:
@@ -97,12 +108,17 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(
-        self, seed: int = 0, n_startup_trials: int = 10, design_seed: int | None = None
+        self,
+        seed: int = 0,
+        n_startup_trials: int = 10,
+        design_seed: int | None = None,
+        sequential: bool = True,
     ) -> None:
         self._seed = seed
         self._n_startup = max(n_startup_trials, 2)
-        self._rng = np.random.default_rng(seed)
         design = seed if design_seed is None else design_seed
+        self._design_seed = design
+        self.sequential = sequential
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._startup = optuna.samplers.QMCSampler(
@@ -110,10 +126,8 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
             )
             self._fallback = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         self._space = IntersectionSearchSpace()
-        self._last_fit: tuple[np.ndarray, float] | None = None
 
-    def reseed_rng(self) -> None:
-        self._rng = np.random.default_rng()
+    def reseed_rng(self) -> None:  # a proposal's draws are keyed by its trial number
         self._startup.reseed_rng()
         self._fallback.reseed_rng()
 
@@ -131,11 +145,27 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         history = self._history(study, trial, box)
         if history is None:
             return self._startup.sample_relative(study, trial, search_space)
-        model = ResidualGP.fit(history.x, history.r, self._last_fit)
-        self._last_fit = (model.lengths, model.nugget)
+        model = ResidualGP.fit(history.x, history.r, history.last_fit)
+        fit = [*map(float, model.lengths), float(model.nugget)]
+        study._storage.set_trial_user_attr(trial._trial_id, FIT_ATTR, fit)
         model = model.believe(history.pending)
-        point = propose(model, history, self._rng)
+        rng = np.random.default_rng([self._design_seed, trial.number])
+        point = propose(model, history, rng)
         return dict(box.from_unit(point))
+
+    def waits(self, study: Study) -> bool:
+        """Whether the next proposal must wait for the trials now running: it is model-based
+        (the design is all asked) and ``sequential``. Enqueued trials are not proposed."""
+        if not self.sequential:
+            return False
+        trials = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        )
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if running == 0 or any(t.state == TrialState.WAITING for t in trials):
+            return False
+        done = sum(t.state == TrialState.COMPLETE and residual_of(t) is not None for t in trials)
+        return done + running >= self._n_startup
 
     def sample_independent(
         self,
@@ -168,20 +198,25 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
             and set(box.names) <= set(t.params)
             and (res := residual_of(t)) is not None
         ]
-        if len(done) < self._n_startup:
+        others = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number]
+        if len(done) + (len(others) if self.sequential else 0) < self._n_startup:
             return None
         dims = max({len(res) for _, res in done}, key=lambda d: sum(len(r) == d for _, r in done))
         done = [(t, res) for t, res in done if len(res) == dims]
         x = np.array([box.to_unit(t.params) for t, _ in done])
         r = np.array([res for _, res in done])
-        pending = [
-            box.to_unit(t.params)
-            for t in trials
-            if t.state == TrialState.RUNNING
-            and t.number != trial.number
-            and set(box.names) <= set(t.params)
-        ]
-        return _History(x, r, np.array(pending).reshape(-1, len(box.names)))
+        pending = [box.to_unit(t.params) for t in others if set(box.names) <= set(t.params)]
+        fits = [t for t in trials if len(t.user_attrs.get(FIT_ATTR) or ()) == len(box.names) + 1]
+        last = max(fits, key=lambda t: t.number).user_attrs[FIT_ATTR] if fits else None
+        last_fit = None if last is None else (np.asarray(last[:-1], dtype=np.float64), last[-1])
+        return _History(x, r, np.array(pending).reshape(-1, len(box.names)), last_fit)
+
+
+def proposal_waits(study: Study) -> bool:
+    """Whether the loop waits for the running trials before it asks the study's sampler for a
+    trial (:meth:`VectorGPSampler.waits`; other samplers never wait)."""
+    sampler = study.sampler
+    return isinstance(sampler, VectorGPSampler) and sampler.waits(study)
 
 
 def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> np.ndarray:
