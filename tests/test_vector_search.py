@@ -120,13 +120,49 @@ def test_the_first_trials_are_a_sobol_design_then_the_model_proposes() -> None:
 
 
 def test_a_trial_another_worker_runs_moves_the_next_proposal() -> None:
-    sampler = VectorGPSampler(seed=0, n_startup_trials=6)
+    sampler = VectorGPSampler(seed=0, n_startup_trials=6, sequential=False)
     study = _run_study(sampler, 10)
     first = study.ask(SPACE)  # a worker's trial, still running
     second = study.ask(SPACE)
     a = np.array([first.params[k] for k in ("a", "b", "c")])
     b = np.array([second.params[k] for k in ("a", "b", "c")])
     assert np.linalg.norm(a - b) > 1e-3  # not both workers on one point
+
+
+def test_a_worker_asking_while_the_first_trial_runs_continues_the_design() -> None:
+    """The design's second point is the same whether the start point has finished (one
+    worker) or is still running (another worker asks meanwhile)."""
+    one = optuna.create_study(sampler=VectorGPSampler(seed=3, n_startup_trials=5))
+    two = optuna.create_study(sampler=VectorGPSampler(seed=3, n_startup_trials=5))
+    for study in (one, two):
+        study.enqueue_trial({"a": 0.1, "b": 0.9, "c": 0.1})
+        start = study.ask(SPACE)
+        if study is one:
+            study.tell(start, 1.0)
+    assert one.ask(SPACE).params == two.ask(SPACE).params
+
+
+def test_a_model_based_proposal_waits_for_the_running_trials() -> None:
+    from gen_loop.search.vector_sampler import proposal_waits
+
+    design = _run_study(VectorGPSampler(seed=0, n_startup_trials=6), 3)
+    design.ask(SPACE)  # running, 4 of the 6 design points asked
+    assert not proposal_waits(design)  # the next one is a design point: ask it now
+    modelled = _run_study(VectorGPSampler(seed=0, n_startup_trials=6), 8)
+    assert not proposal_waits(modelled)  # nothing running
+    modelled.ask(SPACE)
+    assert proposal_waits(modelled)  # model-based: wait for that result
+    parallel = _run_study(VectorGPSampler(seed=0, n_startup_trials=6, sequential=False), 8)
+    parallel.ask(SPACE)
+    assert not proposal_waits(parallel)  # search.parallel_proposals=true
+
+
+def test_proposals_are_keyed_by_the_trial_number_not_the_worker() -> None:
+    """Two worker sessions (other seeds, one design seed) propose the same point for the
+    same trial of the same study: the draws come from (design seed, trial number)."""
+    a = _run_study(VectorGPSampler(seed=0, n_startup_trials=6, design_seed=0), 9)
+    b = _run_study(VectorGPSampler(seed=5, n_startup_trials=6, design_seed=0), 9)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
 
 
 def test_proposals_keep_their_distance_from_every_measured_point() -> None:

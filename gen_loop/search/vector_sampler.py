@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import minimize
@@ -125,7 +124,6 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
                 qmc_type="sobol", scramble=True, seed=design
             )
             self._fallback = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        self._space = IntersectionSearchSpace()
 
     def reseed_rng(self) -> None:  # a proposal's draws are keyed by its trial number
         self._startup.reseed_rng()
@@ -134,7 +132,7 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return {n: d for n, d in self._space.calculate(study).items() if is_continuous(d)}
+        return {n: d for n, d in known_space(study, trial).items() if is_continuous(d)}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -210,6 +208,23 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         last = max(fits, key=lambda t: t.number).user_attrs[FIT_ATTR] if fits else None
         last_fit = None if last is None else (np.asarray(last[:-1], dtype=np.float64), last[-1])
         return _History(x, r, np.array(pending).reshape(-1, len(box.names)), last_fit)
+
+
+def known_space(study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    """The distributions that every complete trial and every other running one has: Optuna's
+    intersection search space with the running trials too, so a worker that asks while the
+    study's first trial still runs continues the design (Optuna's would be empty: the point
+    would be drawn at random)."""
+    space: dict[str, BaseDistribution] | None = None
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    for other in study.get_trials(deepcopy=False, states=states):
+        if other.number == trial.number or not other.distributions:
+            continue
+        if space is None:
+            space = dict(other.distributions)
+        else:
+            space = {n: d for n, d in space.items() if other.distributions.get(n) == d}
+    return dict(sorted((space or {}).items()))
 
 
 def proposal_waits(study: Study) -> bool:
