@@ -54,7 +54,9 @@ def search(
 
     Several workers may run this on one study (``mutex`` shared through the storage): the
     budget and the stop rule are judged on the study, and a worker with nothing left to ask
-    waits for the others' trials (or for a dead worker's trial to be re-enqueued). A failing
+    waits for the others' trials (or for a dead worker's trial to be re-enqueued), and so does
+    one whose next trial is a model-based proposal while trials are running
+    (:func:`~gen_loop.search.vector_sampler.proposal_waits`). A failing
     trial is recorded as failed with its error and the loop goes on, unless
     ``setup.max_consecutive_failures`` fail in a row (a broken generator, not a bad point).
     Ctrl-C fails the running trial and returns with ``interrupted`` set.
