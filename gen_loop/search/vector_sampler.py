@@ -98,12 +98,17 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
     """Expected improvement of the distance under a GP model of the residual vector.
 
     Args:
-        seed: seeds the candidates and the TPE fallback.
-        n_startup_trials: finished trials (the enqueued start point included) before the model
-            proposes; the ones before are a scrambled Sobol design.
-        design_seed: seeds that design (default ``seed``). Optuna numbers a design's points in
-            the study, so worker sessions given the same ``design_seed`` (the loop gives them
+        seed: seeds the TPE fallback (conditional and non-float parameters).
+        n_startup_trials: trials (the enqueued start point included) before the model
+            proposes; the ones before are a scrambled Sobol design. ``sequential``: asked
+            trials (finished or running), else finished ones.
+        design_seed: seeds that design and, with the trial number, each proposal's random
+            candidates (default ``seed``). Optuna numbers a design's points in the study, so
+            worker sessions given the same ``design_seed`` (the loop gives them
             ``search.seed``) continue one design instead of interleaving one each.
+        sequential: model-based proposals are made with every earlier result (the loop
+            waits, :func:`proposal_waits`); False (``search.parallel_proposals``): while
+            other trials run, at their predicted residual.
     """
 
     def __init__(
