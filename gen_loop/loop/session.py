@@ -284,7 +284,8 @@ class LoopSession:
         s = self.cfg.search
         with mutex.hold():
             joined = join_study(study)
-        # distinct draws per worker and per resumed run, one Sobol design for the study
+        # one Sobol design for the study; tpe, gp and random draw apart per worker session and
+        # resumed run, vector_gp draws each proposal from (search.seed, trial number)
         study.sampler = make_sampler(
             s.sampler,
             s.seed + joined,

@@ -118,7 +118,6 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         design_seed: int | None = None,
         sequential: bool = True,
     ) -> None:
-        self._seed = seed
         self._n_startup = max(n_startup_trials, 2)
         design = seed if design_seed is None else design_seed
         self._design_seed = design
