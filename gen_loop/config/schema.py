@@ -196,6 +196,25 @@ class ParamRangeConfig:
 
 
 @dataclass
+class RestartConfig:
+    """Leaving a wrong basin (``search.refine.restart``, gen_loop/search/basins.py).
+
+    A refinement whose own best stays above ``above`` x the noise floor for ``stall`` of its
+    trials without a ``search.min_rel_improvement`` gain has found a minimum that is not the
+    target's: it ends, its trials become a left basin, the sampler proposes ``samples`` trials
+    at least ``radius`` (unit cube, Euclidean) from every left basin's trials, and the best
+    trial outside the left basins is refined next. The plateau rule is held for ``window``
+    trials after leaving, so the next basin gets its Jacobian and steps. ``above`` 0: never.
+    """
+
+    above: float = 5.0
+    stall: int = 8
+    radius: float = 0.25
+    samples: int = 4
+    window: int = 16
+
+
+@dataclass
 class RefineConfig:
     """A least-squares refinement stage after the sampler (gen_loop/search/refine.py)."""
 
@@ -212,6 +231,7 @@ class RefineConfig:
     after: int = 16
     diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
     # (also of the Jacobian search.uncertainty measures at the best camera)
+    restart: RestartConfig = field(default_factory=RestartConfig)
 
 
 @dataclass

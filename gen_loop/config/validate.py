@@ -18,6 +18,7 @@ from gen_loop.config.schema import (
     OnnxEmbedderConfig,
     PRDCScoreConfig,
     RefineMethod,
+    RestartConfig,
     RunConfig,
     Sampler,
     SceneSeeds,
@@ -211,6 +212,7 @@ def _check_refine(cfg: RunConfig) -> None:
         raise ConfigError("search.refine.after", f"{r.after} must be >= 1 (finished trials)")
     if not 0.0 < r.diff_step <= 0.5:
         raise ConfigError("search.refine.diff_step", f"{r.diff_step} must be in (0, 0.5]")
+    _check_restart(r.restart)
     if r.method in (RefineMethod.lsq, RefineMethod.gn):
         # Asked of the scorer itself (imported here: numpy/scipy, only for lsq and gn).
         from gen_loop.config.build import instantiate_scorer
@@ -224,6 +226,19 @@ def _check_refine(cfg: RunConfig) -> None:
                 f"(score.metric={cfg.score.metric}); "
                 "use search.refine.method=auto or none",
             )
+
+
+def _check_restart(r: RestartConfig) -> None:
+    """``search.refine.restart``: a threshold of 0 (off) or above 1 x the floor, and counts and
+    a radius that make sense."""
+    key = "search.refine.restart"
+    if r.above != 0 and r.above <= 1.0:
+        raise ConfigError(f"{key}.above", f"{r.above} must be 0 (never) or > 1 (x the floor)")
+    for name in ("stall", "samples", "window"):
+        if getattr(r, name) < 1:
+            raise ConfigError(f"{key}.{name}", f"{getattr(r, name)} must be >= 1 (trials)")
+    if not 0.0 < r.radius <= 1.0:
+        raise ConfigError(f"{key}.radius", f"{r.radius} must be in (0, 1] (unit cube)")
 
 
 def _check_target_path(path: Path) -> None:

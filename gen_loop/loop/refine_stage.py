@@ -25,9 +25,11 @@ from optuna.trial import FrozenTrial, TrialState
 from gen_loop.generator.params import ParamValue
 from gen_loop.loop.observer import LoopObserver
 from gen_loop.loop.trial import TrialSetup, ask, run_trial
-from gen_loop.search import refine_claim
+from gen_loop.search import basins, refine_claim
+from gen_loop.search.basins import Basins
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import (
+    STAGE_ATTR,
     Box,
     StopRefinement,
     refine_gauss_newton,
@@ -54,6 +56,11 @@ class Refiner:
     refinement cut by the stop rule, the budget or Ctrl-C is not spent: a resumed run with a
     larger budget refines again from the study's best.
 
+    A refinement stuck far above the noise floor (``search.refine.restart``) ends there and
+    its trials become a left basin (:mod:`gen_loop.search.basins`): the sampler proposes
+    ``restart.samples`` trials outside every left basin, and then a worker refines from the
+    best trial outside them, even when the study's best is inside one.
+
     Args:
         study: the shared study.
         setup: what every trial shares (``setup.refine`` holds the settings).
@@ -75,6 +82,8 @@ class Refiner:
     claim: Claim | None = field(default=None, init=False)  # the refinement this worker owns
     _helped: str | None = field(default=None, init=False)  # the last one it said it helps
     _cut: bool = field(default=False, init=False)  # ended by the stop rule or the budget
+    _left: bool = field(default=False, init=False)  # ended in a wrong basin
+    _start_distance: float = field(default=float("nan"), init=False)
 
     def __post_init__(self) -> None:
         self.done = self.setup.refine.method == "none"
@@ -104,6 +113,11 @@ class Refiner:
         if len(view.finished) < after:
             return None, True  # the last sampler trials are running: wait for them
         done = [t for t in view.finished if t.state == TrialState.COMPLETE and t.value is not None]
+        left = Basins.of(self.study)
+        if left.trials:
+            if len(self._searched_since(view, left)) < self.setup.refine.restart.samples:
+                return None, False  # the sampler looks outside the left basins first
+            done = self._outside(done, view, left)
         if not done:
             return None, False
         best = min(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
@@ -146,6 +160,7 @@ class Refiner:
         box = Box.of_space(self.setup.space)
         failure: list[str] = []
         start_distance = float(best.user_attrs.get("distance", float("nan")))
+        self._start_distance = start_distance
         lsq = self.setup.refine.method == "lsq"
         self.observer.on_refine(
             f"refining trial {best.number} (distance {start_distance:.4g}) by "
@@ -163,7 +178,7 @@ class Refiner:
         def evaluate(params: dict[str, ParamValue]) -> np.ndarray:
             return evaluate_many([params])[0]
 
-        self._cut = False
+        self._cut = self._left = False
         try:
             step = self.setup.refine.diff_step
             if lsq:
@@ -177,6 +192,8 @@ class Refiner:
         finally:
             with self.mutex.hold():
                 if self.claim is not None:
+                    if self._left:
+                        self._leave_basin(self.claim)
                     refine_claim.release(self.study, self.claim, spent=not self._cut)
             self.claim = None
         self.observer.on_refine(f"refinement ended: {why}")
@@ -215,6 +232,9 @@ class Refiner:
                 if not now.budget_left:
                     self._cut = True
                     raise StopRefinement("the trial budget is all asked")
+                if (why := self._wrong_basin(now.convergence)) is not None:
+                    self._left = True
+                    raise StopRefinement(why)
                 claim = refine_claim.current(self.study) or self.claim
                 queued = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if refine_claim.enqueue_next(self.study, claim) is not None or queued:
@@ -224,6 +244,71 @@ class Refiner:
                 time.sleep(self.poll_s)
                 continue
             run_trial(trial, self.study, self.setup, now.convergence, self.observer)
+
+    def _wrong_basin(self, convergence: Convergence) -> str | None:
+        """Why this refinement is in a wrong basin (``search.refine.restart``), or None: its
+        own best is above ``restart.above`` x the noise floor and has not fallen by
+        ``search.min_rel_improvement`` in its last ``restart.stall`` trials. Never with a floor
+        too uncertain to stop at. Call under the study mutex."""
+        restart = self.setup.refine.restart
+        if restart.above <= 0 or not convergence.stop_at_floor or self.claim is None:
+            return None
+        ran = sorted(
+            refine_claim.results(self.study, self.claim.token).values(), key=lambda t: t.number
+        )
+        distances = [float(t.user_attrs.get("distance", float("nan"))) for t in ran]
+        since = basins.stalled_for(
+            self._start_distance, distances, convergence.min_rel_improvement
+        )
+        best = basins.own_best(self._start_distance, distances)
+        ratio = best / convergence.noise_floor if convergence.noise_floor > 0 else float("inf")
+        if since < restart.stall or ratio <= restart.above:
+            return None
+        return (
+            f"a wrong basin: {ratio:.3g} x the noise floor, no "
+            f"{convergence.min_rel_improvement:.0%} gain in {since} trials; searching outside it"
+        )
+
+    def _leave_basin(self, claim: Claim) -> None:
+        """Record the refinement ``claim`` (its start and its trials) as a left basin and hold
+        the plateau rule for ``restart.window`` trials. Call under the study mutex."""
+        restart = self.setup.refine.restart
+        trials = self.study.get_trials(deepcopy=False)
+        ran = refine_claim.trials_of(trials, claim.token) | {claim.start}
+        n_finished = sum(t.state.is_finished() for t in trials)
+        left = basins.leave(
+            self.study,
+            ran,
+            restart.radius,
+            held_until=n_finished + restart.window,
+            left_at=max(t.number for t in trials),
+        )
+        self.observer.on_refine(
+            f"left the basin of trial {claim.start} ({len(ran)} trials; {len(left.trials)} in "
+            f"left basins): the next {restart.samples} trials are proposed at least "
+            f"{restart.radius:g} of the unit cube from them"
+        )
+
+    def _searched_since(self, view: StudyView, left: Basins) -> list[FrozenTrial]:
+        """The sampler's finished trials since the latest basin was left."""
+        return [
+            t
+            for t in view.finished
+            if t.number > left.left_at and t.user_attrs.get(STAGE_ATTR) != "refine"
+        ]
+
+    def _outside(
+        self, done: list[FrozenTrial], view: StudyView, left: Basins
+    ) -> list[FrozenTrial]:
+        """The trials of ``done`` outside every left basin."""
+        box = Box.of_space(self.setup.space)
+        if not box.names:
+            return done
+        points = left.points(view.finished, box)
+        mine = [t for t in done if set(box.names) <= set(t.params)]
+        unit = np.array([box.to_unit(t.params) for t in mine]).reshape(-1, len(box.names))
+        keep = basins.outside(unit, points, left.radius)
+        return [t for t, ok in zip(mine, keep, strict=True) if ok]
 
     @staticmethod
     def _collect(

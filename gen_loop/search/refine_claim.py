@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from gen_loop.generator.params import ParamValue
+from gen_loop.search.basins import Basins
 from gen_loop.search.refine import STAGE_ATTR
 from gen_loop.search.workers import WORKER_ATTR, StudyView, is_dead, superseded, worker_id
 
@@ -156,9 +157,12 @@ def post(
 
 def plateau_held(study: optuna.Study) -> Callable[[StudyView], bool]:
     """For :func:`~gen_loop.search.workers.decide`: whether a live refinement's first
-    Jacobian holds the plateau rule back (see :func:`post`)."""
+    Jacobian holds the plateau rule back (see :func:`post`), or the search has just left a
+    wrong basin (:mod:`gen_loop.search.basins`)."""
 
     def held(view: StudyView) -> bool:
+        if len(view.finished) < Basins.of(study).held_until:
+            return True
         claim = current(study)
         return claim is not None and len(view.finished) < claim.held_until
 
@@ -211,12 +215,13 @@ def release(study: optuna.Study, claim: Claim, spent: bool) -> None:
     if fresh and fresh.get("token") == claim.token:
         _write(study, None)
     if spent:
-        ran = {
-            t.number
-            for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get(REFINE_ID_ATTR) == claim.token
-        }
+        ran = trials_of(study.get_trials(deepcopy=False), claim.token)
         study.set_user_attr(SPENT_ATTR, sorted(spent_trials(study) | ran | {claim.start}))
+
+
+def trials_of(trials: Sequence[FrozenTrial], token: str) -> set[int]:
+    """The numbers of refinement ``token``'s trials among ``trials``."""
+    return {t.number for t in trials if t.user_attrs.get(REFINE_ID_ATTR) == token}
 
 
 def spent_trials(study: optuna.Study) -> set[int]:

@@ -40,6 +40,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import minimize
 
+from gen_loop.search.basins import Basins, outside
 from gen_loop.search.refine import Box, is_continuous
 from gen_loop.search.residual_model import ResidualGP
 from gen_loop.search.study import from_objective
@@ -88,10 +89,26 @@ class _History:
     r: np.ndarray  # (n, D)
     pending: np.ndarray  # (k, P)
     last_fit: tuple[np.ndarray, float] | None = None  # the latest proposal's lengths, nugget
+    left: np.ndarray | None = None  # (m, P) the left basins' trials (gen_loop/search/basins.py)
+    radius: float = 0.0  # how far from them a proposal must be
+
+    def open(self, points: np.ndarray) -> np.ndarray:
+        """Which ``points`` lie outside every left basin (all, when there is none)."""
+        if self.left is None:
+            return np.ones(len(points), dtype=np.bool_)
+        return outside(points, self.left, self.radius)
+
+    @property
+    def searched(self) -> np.ndarray:
+        """The trials the proposal improves on: those outside the left basins (all, when
+        none is outside)."""
+        keep = self.open(self.x)
+        return keep if keep.any() else np.ones(len(self.x), dtype=np.bool_)
 
     @property
     def best(self) -> float:
-        return float(np.min(np.linalg.norm(self.r, axis=1)))
+        """The incumbent of the expected improvement: the best trial outside the left basins."""
+        return float(np.min(np.linalg.norm(self.r[self.searched], axis=1)))
 
 
 class VectorGPSampler(optuna.samplers.BaseSampler):
@@ -211,7 +228,10 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         fits = [t for t in trials if len(t.user_attrs.get(FIT_ATTR) or ()) == len(box.names) + 1]
         last = max(fits, key=lambda t: t.number).user_attrs[FIT_ATTR] if fits else None
         last_fit = None if last is None else (np.asarray(last[:-1], dtype=np.float64), last[-1])
-        return _History(x, r, np.array(pending).reshape(-1, len(box.names)), last_fit)
+        basins = Basins.of(study)
+        left = basins.points(trials, box) if basins.trials else None
+        pending_x = np.array(pending).reshape(-1, len(box.names))
+        return _History(x, r, pending_x, last_fit, left, basins.radius)
 
 
 def known_space(study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -243,12 +263,17 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
 
     Candidates: a random global set, Gaussian clouds at several scales around the best trials,
     and the minimiser of the predicted distance (a Gauss-Newton step on the model); the best
-    few are polished by L-BFGS-B on the expected improvement.
+    few are polished by L-BFGS-B on the expected improvement. After the search left a basin
+    (:mod:`gen_loop.search.basins`), the improvement is over the best trial outside the left
+    basins, the clouds are around those trials, and a point inside a left basin is taken only
+    when no candidate is outside.
     """
     p = history.x.shape[1]
     draws = rng.standard_normal((MC_DRAWS, history.r.shape[1]))
     acquisition = _ExpectedImprovement(model, history.best, draws)
-    order = np.argsort(np.linalg.norm(history.r, axis=1))[:LOCAL_CENTRES]
+    searched = np.flatnonzero(history.searched)
+    norms = np.linalg.norm(history.r[searched], axis=1)
+    order = searched[np.argsort(norms)[:LOCAL_CENTRES]]
     clouds = [
         history.x[i] + scale * rng.standard_normal((LOCAL_CANDIDATES, p))
         for i in order
@@ -256,6 +281,8 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     ]
     exploit = _predicted_minimum(model, history.x[order])
     candidates = np.clip(np.vstack([rng.random((GLOBAL_CANDIDATES, p)), *clouds, exploit]), 0, 1)
+    if (keep := history.open(candidates)).any():
+        candidates = candidates[keep]
     scores = acquisition(candidates)
     top = candidates[np.argsort(-scores)[:3]]
     polished = [
@@ -270,12 +297,15 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     ]
     finalists = np.clip(np.vstack([top, *polished, exploit]), 0.0, 1.0)
     gains = acquisition(finalists)
-    if float(np.max(gains)) <= 1e-12 * max(history.best, 1e-12):
+    if float(np.max(gains)) <= 1e-12 * max(history.best, 1e-12) and history.open(exploit)[0]:
         # No improvement expected anywhere: take the predicted minimum (pure exploitation).
         return exploit[0]
-    far = separated(np.vstack([finalists, candidates]), np.vstack([history.x, history.pending]))
     pool = np.vstack([finalists, candidates])
     pool_gains = np.concatenate([gains, scores])
+    open_ = history.open(pool)
+    if open_.any():
+        pool, pool_gains = pool[open_], pool_gains[open_]
+    far = separated(pool, np.vstack([history.x, history.pending]))
     if far.any():
         pool, pool_gains = pool[far], pool_gains[far]
     return pool[int(np.argmax(pool_gains))]
@@ -283,10 +313,7 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
 
 def separated(points: np.ndarray, taken: np.ndarray) -> np.ndarray:
     """Which ``points`` lie at least :data:`MIN_SEPARATION` from every ``taken`` point."""
-    if len(taken) == 0:
-        return np.ones(len(points), dtype=np.bool_)
-    gaps = np.linalg.norm(points[:, np.newaxis, :] - taken[np.newaxis, :, :], axis=2)
-    return np.asarray(gaps.min(axis=1) >= MIN_SEPARATION)
+    return outside(points, taken, MIN_SEPARATION)
 
 
 @dataclass(frozen=True)
