@@ -63,6 +63,8 @@ DEMO = N_LHS + len(CORNERS)  # the demo camera's index
 #: arm -> (overrides, search seeds)
 ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "default": ((), (0, 1, 2)),
+    # the default without leaving wrong basins (search.refine.restart), for BASINS.md
+    "no_restart": (("search.refine.restart.above=0",), ()),
     "tpe+lsq": (("search=tpe",), (0,)),
     "tpe": (("search=tpe", "search.refine.method=none", "search.patience=1000"), (0,)),
     "random": (("search=random", "search.refine.method=none", "search.patience=1000"), (0,)),

@@ -5,6 +5,8 @@ Usage (one loop run a camera, as in any_camera.py; run under the shared CPU lock
     .venv/bin/python experiments/recovery/uncertainty.py --cameras 0-20 [--seed 0]
     .venv/bin/python experiments/recovery/uncertainty.py --cameras 100-109   # mismatch
     .venv/bin/python experiments/recovery/uncertainty.py --report   # the tables of UNCERTAINTY.md
+    .venv/bin/python experiments/recovery/uncertainty.py --cameras 0-20 --seed 4 \
+        --arm no_restart --out basins/no_restart   # another arm, records in another folder
 
 Each run is any_camera.py's default arm (``python -m gen_loop run`` on a hidden camera, at
 most 100 trials, fine-tuning off); its ``summary.json`` has ``parameter_uncertainty`` (one
@@ -66,19 +68,19 @@ def before_polish(run_dir: Path, study_name: str, hidden: dict[str, float]) -> d
     }
 
 
-def run_cached(camera: int, seed: int) -> None:
-    path = OUT / f"c{camera}_s{seed}.json"
+def run_cached(camera: int, seed: int, arm: str = "default", out: Path = OUT) -> None:
+    path = out / f"c{camera}_s{seed}.json"
     if path.exists():
         return
-    record = any_camera.run_one("default", camera, seed)
-    run_dir = any_camera.RUNS / "any_camera" / f"default_c{camera}_s{seed}"
+    record = any_camera.run_one(arm, camera, seed)
+    run_dir = any_camera.RUNS / "any_camera" / f"{arm}_c{camera}_s{seed}"
     summary = json.loads((run_dir / "summary.json").read_text())
     record["parameter_uncertainty"] = summary.get("parameter_uncertainty")
     record["timings_s"] = summary["timings_s"]
     record["before_polish"] = before_polish(
         run_dir, summary["study"]["name"], any_camera.hidden_of(camera)
     )
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     shares = {u["name"]: u["share"] for u in record["parameter_uncertainty"] or []}
     print(
@@ -273,10 +275,14 @@ def main() -> None:
     parser.add_argument("--cameras", type=any_camera._camera_list, default=list(range(21)))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--arm", default="default", choices=list(any_camera.ARMS))
+    parser.add_argument(
+        "--out", default=OUT.name, help="records folder under experiments/recovery (resumed)"
+    )
     args = parser.parse_args()
     if not args.report:
         for camera in args.cameras:
-            run_cached(camera, args.seed)
+            run_cached(camera, args.seed, args.arm, HERE / args.out)
     print(report())
 
 

@@ -188,6 +188,11 @@ class MlflowObserver(LoopObserver):
 
     def on_search_end(self, summary: RunSummary) -> None:
         self.tracker.set_tags({"gen_loop.stop_reason": summary.stop_reason})
+        if summary.left_basins:
+            left = ", ".join(
+                f"trial {b['best_trial']} ({b['distance']:.4g})" for b in summary.left_basins
+            )
+            self.tracker.set_tags({"gen_loop.left_basins": left})
         if summary.unsearched_suspects:
             chosen = named(summary.unsearched_suspects)
             names = ", ".join(label(s) for s in chosen) or "none"

@@ -276,8 +276,16 @@ class Refiner:
         trials = self.study.get_trials(deepcopy=False)
         ran = refine_claim.trials_of(trials, claim.token) | {claim.start}
         n_finished = sum(t.state.is_finished() for t in trials)
+        scored = [t for t in trials if t.number in ran and "distance" in t.user_attrs]
+        best = min(scored, key=lambda t: float(t.user_attrs["distance"]))
+        entry = {
+            "start": claim.start,
+            "best_trial": best.number,
+            "distance": float(best.user_attrs["distance"]),
+        }
         left = basins.leave(
             self.study,
+            entry,
             ran,
             restart.radius,
             held_until=n_finished + restart.window,

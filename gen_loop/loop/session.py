@@ -47,6 +47,7 @@ from gen_loop.loop.trial import TrialSetup
 from gen_loop.loop.unsearched import range_bound_hits, unsearched_suspects
 from gen_loop.score.scorer import NoiseFloor, Scorer
 from gen_loop.search.advice import ADVISED_DIR, advised_space, follows_advice
+from gen_loop.search.basins import Basins
 from gen_loop.search.convergence import Convergence, trial_noise_floor
 from gen_loop.search.floor_quality import FloorQuality, floor_quality
 from gen_loop.search.identity import check_identity
@@ -391,6 +392,7 @@ class LoopSession:
             run_dir=str(self.run_dir),
             target_hidden_params={k: hidden[k] for k in searched} if hidden else None,
             recovery_error=self.space.range_errors(best_params, hidden) if hidden else None,
+            left_basins=list(Basins.of(study).left) or None,
         )
 
     def _finish(

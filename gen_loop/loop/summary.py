@@ -164,6 +164,9 @@ class RunSummary:
             earlier ones until its own final stage replaces them).
         floor_quality: how well the noise floor is known, for a small target or an
             uncertain floor (:class:`~gen_loop.search.floor_quality.FloorQuality`).
+        left_basins: the refinements the search ended in a wrong basin
+            (``search.refine.restart``, :mod:`gen_loop.search.basins`): the trial each
+            started from (``start``) and the basin's best trial and distance.
         analysis: the run's population analysis (:class:`AnalysisInfo`), when it ran.
     """
 
@@ -204,6 +207,7 @@ class RunSummary:
     parameter_uncertainty: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     final_stage: FinalStage | None = field(default=None, metadata=_OPTIONAL)
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
+    left_basins: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)
 
     @property

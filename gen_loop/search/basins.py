@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
@@ -34,6 +35,8 @@ class Basins:
     """The study's left basins.
 
     Attributes:
+        left: each left basin, in the order they were left: the trial its refinement started
+            from (``start``), its best trial (``best_trial``) and distance (``distance``).
         trials: the numbers of the trials in them (each refinement's start and its trials).
         radius: how far (unit cube, Euclidean) from each of those trials a point is outside.
         held_until: the plateau rule is held while the study has fewer finished trials.
@@ -41,6 +44,7 @@ class Basins:
             sampler's trials after it are the next basin's search).
     """
 
+    left: tuple[dict[str, Any], ...] = ()
     trials: frozenset[int] = frozenset()
     radius: float = 0.0
     held_until: int = 0
@@ -52,6 +56,7 @@ class Basins:
         if not attr:
             return cls()
         return cls(
+            tuple(dict(entry) for entry in attr["left"]),
             frozenset(int(n) for n in attr["trials"]),
             float(attr["radius"]),
             int(attr["held_until"]),
@@ -69,15 +74,29 @@ class Basins:
 
 
 def leave(
-    study: optuna.Study, trials: set[int], radius: float, held_until: int, left_at: int
+    study: optuna.Study,
+    entry: dict[str, Any],
+    trials: set[int],
+    radius: float,
+    held_until: int,
+    left_at: int,
 ) -> Basins:
-    """Add ``trials`` to the study's left basins; hold the plateau rule until the study has
-    ``held_until`` finished trials."""
+    """Add a left basin (``entry``: ``start``, ``best_trial``, ``distance``; its ``trials``)
+    to the study's record; hold the plateau rule until the study has ``held_until`` finished
+    trials."""
     now = Basins.of(study)
-    basins = Basins(now.trials | trials, radius, max(now.held_until, held_until), left_at)
+    start = int(entry["start"])
+    basins = Basins(
+        (*now.left, entry),
+        now.trials | trials | {start},
+        radius,
+        max(now.held_until, held_until),
+        left_at,
+    )
     study.set_user_attr(
         BASINS_ATTR,
         {
+            "left": list(basins.left),
             "trials": sorted(basins.trials),
             "radius": basins.radius,
             "held_until": basins.held_until,
