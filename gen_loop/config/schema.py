@@ -200,11 +200,13 @@ class RestartConfig:
     """Leaving a wrong basin (``search.refine.restart``, gen_loop/search/basins.py).
 
     A refinement whose own best stays above ``above`` x the noise floor for ``stall`` of its
-    trials without a ``search.min_rel_improvement`` gain has found a minimum that is not the
-    target's: it ends, its trials become a left basin, the sampler proposes ``samples`` trials
-    at least ``radius`` (unit cube, Euclidean) from every left basin's trials, and the best
-    trial outside the left basins is refined next. The plateau rule is held for ``window``
-    trials after leaving, so the next basin gets its Jacobian and steps. ``above`` 0: never.
+    trials (and at least P + 2, a Jacobian and two steps, for P refined parameters) without a
+    ``search.min_rel_improvement`` gain has found a minimum that is not the target's: it
+    ends, its trials become a left basin, the sampler proposes ``samples`` trials at least
+    ``radius`` (unit cube, Euclidean) from every left basin's trials, and the best trial
+    outside the left basins is refined next. The plateau rule is held for ``window`` trials
+    after leaving, so the next basin gets its Jacobian and steps. ``above`` 0: never.
+    Measured in experiments/recovery/BASINS.md.
     """
 
     above: float = 5.0

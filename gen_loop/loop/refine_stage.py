@@ -248,11 +248,14 @@ class Refiner:
     def _wrong_basin(self, convergence: Convergence) -> str | None:
         """Why this refinement is in a wrong basin (``search.refine.restart``), or None: its
         own best is above ``restart.above`` x the noise floor and has not fallen by
-        ``search.min_rel_improvement`` in its last ``restart.stall`` trials. Never with a floor
-        too uncertain to stop at. Call under the study mutex."""
+        ``search.min_rel_improvement`` in its last ``restart.stall`` trials, and in at least
+        a Jacobian and two steps (P + 2 trials, P refined parameters: a Jacobian's own points
+        never gain). Never with a floor too uncertain to stop at. Call under the study
+        mutex."""
         restart = self.setup.refine.restart
         if restart.above <= 0 or not convergence.stop_at_floor or self.claim is None:
             return None
+        stall = max(restart.stall, len(Box.of_space(self.setup.space).names) + 2)
         ran = sorted(
             refine_claim.results(self.study, self.claim.token).values(), key=lambda t: t.number
         )
@@ -262,7 +265,7 @@ class Refiner:
         )
         best = basins.own_best(self._start_distance, distances)
         ratio = best / convergence.noise_floor if convergence.noise_floor > 0 else float("inf")
-        if since < restart.stall or ratio <= restart.above:
+        if since < stall or ratio <= restart.above:
             return None
         return (
             f"a wrong basin: {ratio:.3g} x the noise floor, no "
