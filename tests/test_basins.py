@@ -35,6 +35,24 @@ def test_a_refinement_stalls_from_its_own_last_gain() -> None:
     assert own_best(10.0, [11.0]) == 10.0
 
 
+def test_a_real_gain_after_a_trial_is_one_the_plateau_rule_counts(tmp_path: Path) -> None:
+    from gen_loop.search.basins import gained_after
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}")
+    for value in (5.0, 4.0, 3.99, float("nan"), 3.9):
+        trial = study.ask()
+        trial.set_user_attr("distance", value)
+        if np.isfinite(value):
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+    trials = study.get_trials()
+    assert gained_after(trials, 1, 0.01) is True  # 3.9 < 4.0 * 0.99
+    assert gained_after(trials, 1, 0.05) is False
+    assert gained_after(trials, 4, 0.01) is False  # nothing after the last
+    assert gained_after(trials, -1, 0.01) is True
+
+
 def test_outside_is_the_distance_from_every_basin_point() -> None:
     basin = np.array([[0.0, 0.0], [1.0, 1.0]])
     points = np.array([[0.1, 0.0], [0.3, 0.0], [0.9, 0.95], [0.5, 0.5]])

@@ -274,9 +274,12 @@ class Refiner:
 
     def _leave_basin(self, claim: Claim) -> None:
         """Record the refinement ``claim`` (its start and its trials) as a left basin and hold
-        the plateau rule for ``restart.window`` trials. Call under the study mutex."""
+        the plateau rule for ``restart.window`` trials: once per real gain, so a target no
+        basin fits still stops on a plateau (a basin left again before the study's best fell
+        by ``search.min_rel_improvement`` holds nothing). Call under the study mutex."""
         restart = self.setup.refine.restart
         trials = self.study.get_trials(deepcopy=False)
+        before = Basins.of(self.study)
         ran = refine_claim.trials_of(trials, claim.token) | {claim.start}
         n_finished = sum(t.state.is_finished() for t in trials)
         scored = [t for t in trials if t.number in ran and "distance" in t.user_attrs]
@@ -286,12 +289,15 @@ class Refiner:
             "best_trial": best.number,
             "distance": float(best.user_attrs["distance"]),
         }
+        gained = not before.left or basins.gained_after(
+            trials, before.left_at, self.convergence.min_rel_improvement
+        )
         left = basins.leave(
             self.study,
             entry,
             ran,
             restart.radius,
-            held_until=n_finished + restart.window,
+            held_until=n_finished + restart.window if gained else 0,
             left_at=max(t.number for t in trials),
         )
         self.observer.on_refine(

@@ -133,3 +133,20 @@ def own_best(start: float, distances: Sequence[float]) -> float:
     """A refinement's best distance: its start's or its trials' (NaN: failed)."""
     finite = [v for v in distances if np.isfinite(v)]
     return min([start, *finite])
+
+
+def gained_after(trials: Sequence[FrozenTrial], number: int, min_rel_improvement: float) -> bool:
+    """Whether a trial after trial ``number`` beat every trial up to it by
+    ``min_rel_improvement`` (a real gain, as the plateau rule counts one)."""
+    upto = [_distance(t) for t in trials if t.number <= number]
+    later = [_distance(t) for t in trials if t.number > number]
+    upto, later = [v for v in upto if np.isfinite(v)], [v for v in later if np.isfinite(v)]
+    if not later:
+        return False
+    if not upto:
+        return True
+    return min(later) < min(upto) * (1.0 - min_rel_improvement)
+
+
+def _distance(trial: FrozenTrial) -> float:
+    return float(trial.user_attrs.get("distance", float("nan")))
