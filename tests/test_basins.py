@@ -116,6 +116,7 @@ def test_a_refinement_stuck_above_the_floor_leaves_its_basin(tmp_path: Path) -> 
     assert summary.left_basins, proc.stdout[-3000:]
     first = summary.left_basins[0]
     assert "left the basin of trial" in proc.stdout and "a wrong basin:" in proc.stdout
+    assert re.search(rf"left basins +: trial {first['best_trial']} \(", proc.stdout)
     study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     box = Box.of(trials[0].distributions, conditional=set())

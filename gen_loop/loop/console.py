@@ -88,6 +88,12 @@ def final_table(summary: RunSummary) -> str:
         ("stopped because", summary.stop_reason),
         ("selected samples", f"{summary.selected_count} of {summary.pool_size}"),
     ]
+    if summary.left_basins:
+        left = ", ".join(
+            f"trial {b['best_trial']} ({b['distance'] / floor.mean:.1f}x)"
+            for b in summary.left_basins
+        )
+        rows.insert(6, ("left basins", left))
     quality = summary.floor_quality
     if quality is not None:
         rows.insert(3, ("floor uncertainty", _floor_uncertainty(quality)))

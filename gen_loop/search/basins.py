@@ -1,10 +1,12 @@
 """Left basins: minima a refinement found far above the noise floor, which the search leaves.
 
 A Gauss-Newton refinement converges to the minimum of the basin it starts in. When that
-minimum is far above the noise floor and nothing unsearched explains it, it is a wrong basin:
-experiments/recovery/UNCERTAINTY.md (seed 3, camera 8) has a refinement that settled at 9.4 x
-the floor with the lens distortion traded for vignetting and contrast, and the plateau rule
-then ended the run there. ``search.refine.restart`` (:class:`~gen_loop.config.schema.
+minimum is far above the noise floor, either it is a wrong basin or no searched camera
+reproduces the target. experiments/recovery/UNCERTAINTY.md (seed 3, camera 8) has the first:
+a refinement that settled at 9.4 x the floor with the lens distortion traded for vignetting
+and contrast, and the plateau rule then ended the run there. For the second, looking
+elsewhere costs little: the plateau rule is held once per real gain, so such a search still
+stops on a plateau. ``search.refine.restart`` (:class:`~gen_loop.config.schema.
 RestartConfig`) ends such a refinement (:func:`stalled_for`), records its trials here as a
 left basin, and the search goes on elsewhere: the sampler proposes only points at least
 ``radius`` from every left basin's trials (:func:`outside`), and the next refinement starts
