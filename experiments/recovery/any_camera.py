@@ -65,6 +65,8 @@ ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "default": ((), (0, 1, 2)),
     # the default without leaving wrong basins (search.refine.restart), for BASINS.md
     "no_restart": (("search.refine.restart.above=0",), ()),
+    # colour temperature searched on its log (BASINS.md: the slow cameras are the warm ones)
+    "ct_log": (("search.space.color_temp_k.log=true",), ()),
     "tpe+lsq": (("search=tpe",), (0,)),
     "tpe": (("search=tpe", "search.refine.method=none", "search.patience=1000"), (0,)),
     "random": (("search=random", "search.refine.method=none", "search.patience=1000"), (0,)),

@@ -121,24 +121,60 @@ def changed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def _named(r: dict[str, Any]) -> list[str]:
+    """The unsearched parameters the console names: the first two with a share >= 0.1."""
+    return [s["name"] for s in (r.get("unsearched_suspects") or [])[:2] if s["share"] >= 0.1]
+
+
 def mismatch_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     lines = [
         "| target | best/floor: without -> with | trials: without -> with "
-        "| stop - last real gain: without -> with | named (with) | right (with) |",
+        "| stop - last real gain: without -> with | named: without -> with "
+        "| right of 2: without -> with |",
         "|---|---|---|---|---|---|",
     ]
+    total = [0, 0]
     for b, a in ps:
         if a["camera"] < MISMATCH_OFFSET:
             continue
-        suspects = a.get("unsearched_suspects") or []
-        named = [s["name"] for s in suspects[:2] if s["share"] >= 0.1]
         gap = [r["n_trials"] - 1 - r["last_gain_trial"] for r in (b, a)]
+        named = [_named(r) for r in (b, a)]
+        total = [total[0] + b["n_trials"], total[1] + a["n_trials"]]
         lines.append(
             f"| {a['camera']} | {b['best_over_floor']:.1f} -> {a['best_over_floor']:.1f} "
             f"| {b['n_trials']} -> {a['n_trials']} | {gap[0]} -> {gap[1]} "
-            f"| {', '.join(named) or '-'} | {sum(n in UNSEARCHED for n in named)}/2 |"
+            f"| {', '.join(named[0]) or '-'} -> {', '.join(named[1]) or '-'} "
+            f"| {sum(n in UNSEARCHED for n in named[0])} -> "
+            f"{sum(n in UNSEARCHED for n in named[1])} |"
         )
+    lines.append(f"| all | | {total[0]} -> {total[1]} | | | |")
     return lines
+
+
+def could_leave(r: dict[str, Any], above: float = 5.0, start: int = 16, stall: int = 8) -> bool:
+    """Whether the rule's condition ever held on a run's best-so-far curve: the best above
+    ``above`` x the floor with no 1 % gain over ``stall`` trials of the refinement (which
+    starts at trial ``start``). With one worker every refinement trial is the refinement's
+    own, so a run where this never holds is the same study with and without the rule."""
+    c = r["curve_over_floor"]
+    return any(
+        c[t] > above and c[t] >= (1 - 0.01) * c[t - stall] for t in range(start + stall, len(c))
+    )
+
+
+def earlier_seeds() -> list[str]:
+    """The default's records of seeds 0-2 (uncertainty/, before the rule): which could have
+    left a basin."""
+    recs = [
+        r
+        for r in _load(BEFORE_S3).values()
+        if r["seed"] in (0, 1, 2) and r["camera"] < MISMATCH_OFFSET
+    ]
+    hit = [f"camera {r['camera']} seed {r['seed']}" for r in recs if could_leave(r)]
+    return [
+        f"Seeds 0-2 before the rule ({len(recs)} runs, uncertainty/): the rule's condition holds "
+        f"in {len(hit)}" + (": " + ", ".join(hit) if hit else " (the same studies with it)")
+    ]
 
 
 def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], path: Path) -> None:
@@ -169,6 +205,14 @@ def main() -> None:
     print("\n".join(changed_table(ps)))
     print()
     print("\n".join(mismatch_table(ps)))
+    print()
+    print("\n".join(earlier_seeds()))
+    changed = [(b, a) for b, a in ps if not same_study(b, a)]
+    print(
+        f"Pairs that differ: {len(changed)}; could_leave holds in "
+        f"{sum(could_leave(b) for b, _ in changed)} of their runs without the rule, and in "
+        f"{sum(could_leave(b) for b, a in ps if same_study(b, a))} of the identical pairs."
+    )
     plot(ps, HERE / "basins_best_vs_trial.png")
 
 
