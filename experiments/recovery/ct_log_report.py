@@ -1,0 +1,109 @@
+"""BASINS.md's colour-temperature-scale tables: the default against the same search with
+``color_temp_k`` on its log scale (``any_camera.ARMS["ct_log"]``), camera by camera.
+
+Usage (after ``uncertainty.py --cameras 0-20 --seed S --arm ct_log --out basins/ct_log``):
+
+    .venv/bin/python experiments/recovery/ct_log_report.py
+
+The default's records: ``uncertainty/c<camera>_s<seed>.json`` for seeds 0-2 (the same studies
+as with ``search.refine.restart``, BASINS.md) and ``basins/restart/`` for seeds 3 and 4.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from any_camera import MISMATCH_OFFSET  # noqa: E402
+from basins_report import IDENTIFIABLE, _fmt, _load, _reached  # noqa: E402
+
+LOG = HERE / "basins" / "ct_log"
+
+
+def pairs() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    linear = {k: v for k, v in _load(HERE / "uncertainty").items() if k[1] in (0, 1, 2)}
+    linear.update(_load(HERE / "basins" / "restart"))
+    log = _load(LOG)
+    keys = sorted(
+        (k for k in log if k in linear and k[0] < MISMATCH_OFFSET), key=lambda k: k[::-1]
+    )
+    return [(linear[k], log[k]) for k in keys]
+
+
+def _err(r: dict[str, Any]) -> float:
+    return max(r["recovery_error"][p] for p in IDENTIFIABLE)
+
+
+def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    lines = [
+        "| seed | colour temperature | runs | reached 1.5x | trials to 1.5x: median | worst "
+        "| five identifiable within 3 % / 5 % | trials run: median |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    seeds = sorted({a["seed"] for a, _ in ps})
+    for seed in [*seeds, None]:
+        group = [(a, b) for a, b in ps if seed is None or a["seed"] == seed]
+        for label, runs in (("linear", [a for a, _ in group]), ("log", [b for _, b in group])):
+            t = sorted(_reached(r) for r in runs)
+            lines.append(
+                f"| {'all' if seed is None else seed} | {label} | {len(runs)} "
+                f"| {sum(x != float('inf') for x in t)}/{len(runs)} "
+                f"| {_fmt(statistics.median(t))} | {_fmt(t[-1])} "
+                f"| {sum(_err(r) <= 0.03 for r in runs)}/{len(runs)} / "
+                f"{sum(_err(r) <= 0.05 for r in runs)}/{len(runs)} "
+                f"| {statistics.median(r['n_trials'] for r in runs):.0f} |"
+            )
+    return lines
+
+
+def camera_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    lines = [
+        "| camera | colour temperature (K) | seed | trials to 1.5x: linear -> log "
+        "| largest identifiable error: linear -> log |",
+        "|---|---|---|---|---|",
+    ]
+    for a, b in sorted(ps, key=lambda p: (p[0]["camera"], p[0]["seed"])):
+        lines.append(
+            f"| {a['camera']} | {a['hidden_params']['color_temp_k']:.0f} | {a['seed']} "
+            f"| {_fmt(_reached(a))} -> {_fmt(_reached(b))} "
+            f"| {100 * _err(a):.1f} % -> {100 * _err(b):.1f} % |"
+        )
+    return lines
+
+
+def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], path: Path) -> None:
+    """Trials to 1.5x the floor, log against linear, one point a run, coloured by the hidden
+    colour temperature."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    cap = 105.0
+    x = [min(_reached(a), cap) for a, _ in ps]
+    y = [min(_reached(b), cap) for _, b in ps]
+    kelvin = [a["hidden_params"]["color_temp_k"] for a, _ in ps]
+    points = ax.scatter(x, y, c=kelvin, cmap="coolwarm_r", s=22)
+    ax.plot([0, cap], [0, cap], color="k", lw=0.6)
+    ax.set_xlabel("trials to 1.5x floor, colour temperature linear (default)")
+    ax.set_ylabel("... on its log scale")
+    fig.colorbar(points, ax=ax, label="hidden colour temperature (K)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ps = pairs()
+    print("\n".join(seed_table(ps)))
+    print()
+    print("\n".join(camera_table(ps)))
+    plot(ps, HERE / "ct_log_trials.png")
+
+
+if __name__ == "__main__":
+    main()
