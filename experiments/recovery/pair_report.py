@@ -1,9 +1,13 @@
-"""BASINS.md's colour-temperature-scale tables: the default against the same search with
-``color_temp_k`` on its log scale (``any_camera.ARMS["ct_log"]``), camera by camera.
+"""BASINS.md's side-by-side tables: the default against one changed search, run by run.
 
-Usage (after ``uncertainty.py --cameras 0-20 --seed S --arm ct_log --out basins/ct_log``):
+Usage (after ``uncertainty.py --cameras 0-20 --seed S [--arm A] --out basins/<name>``):
 
-    .venv/bin/python experiments/recovery/ct_log_report.py
+    .venv/bin/python experiments/recovery/pair_report.py --out basins/ct_log --label log
+    .venv/bin/python experiments/recovery/pair_report.py --out basins/regrow --label regrow
+
+``basins/ct_log``: colour temperature on its log scale (``any_camera.ARMS["ct_log"]``);
+``basins/regrow``: the default with ``search.refine.regrow`` (the default side: without it).
+Writes ``<name>_trials.png``.
 
 The default's records: ``uncertainty/c<camera>_s<seed>.json`` for seeds 0-2 (the same studies
 as with ``search.refine.restart``, BASINS.md) and ``basins/restart/`` for seeds 3 and 4.
@@ -11,6 +15,7 @@ as with ``search.refine.restart``, BASINS.md) and ``basins/restart/`` for seeds 
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -26,13 +31,12 @@ sys.path.insert(0, str(HERE))
 from any_camera import MISMATCH_OFFSET  # noqa: E402
 from basins_report import IDENTIFIABLE, _fmt, _load, _reached  # noqa: E402
 
-LOG = HERE / "basins" / "ct_log"
 
-
-def pairs() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def pairs(folder: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(the default's record, ``folder``'s record) for every camera and seed in both."""
     linear = {k: v for k, v in _load(HERE / "uncertainty").items() if k[1] in (0, 1, 2)}
     linear.update(_load(HERE / "basins" / "restart"))
-    log = _load(LOG)
+    log = _load(folder)
     keys = sorted(
         (k for k in log if k in linear and k[0] < MISMATCH_OFFSET), key=lambda k: k[::-1]
     )
@@ -43,19 +47,19 @@ def _err(r: dict[str, Any]) -> float:
     return max(r["recovery_error"][p] for p in IDENTIFIABLE)
 
 
-def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[str]:
     lines = [
-        "| seed | colour temperature | runs | reached 1.5x | trials to 1.5x: median | worst "
+        "| seed | search | runs | reached 1.5x | trials to 1.5x: median | worst "
         "| five identifiable within 3 % / 5 % | trials run: median |",
         "|---|---|---|---|---|---|---|---|",
     ]
     seeds = sorted({a["seed"] for a, _ in ps})
     for seed in [*seeds, None]:
         group = [(a, b) for a, b in ps if seed is None or a["seed"] == seed]
-        for label, runs in (("linear", [a for a, _ in group]), ("log", [b for _, b in group])):
+        for name, runs in (("default", [a for a, _ in group]), (label, [b for _, b in group])):
             t = sorted(_reached(r) for r in runs)
             lines.append(
-                f"| {'all' if seed is None else seed} | {label} | {len(runs)} "
+                f"| {'all' if seed is None else seed} | {name} | {len(runs)} "
                 f"| {sum(x != float('inf') for x in t)}/{len(runs)} "
                 f"| {_fmt(statistics.median(t))} | {_fmt(t[-1])} "
                 f"| {sum(_err(r) <= 0.03 for r in runs)}/{len(runs)} / "
@@ -65,10 +69,10 @@ def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def camera_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+def camera_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[str]:
     lines = [
-        "| camera | colour temperature (K) | seed | trials to 1.5x: linear -> log "
-        "| largest identifiable error: linear -> log |",
+        f"| camera | colour temperature (K) | seed | trials to 1.5x: default -> {label} "
+        f"| largest identifiable error: default -> {label} |",
         "|---|---|---|---|---|",
     ]
     for a, b in sorted(ps, key=lambda p: (p[0]["camera"], p[0]["seed"])):
@@ -80,9 +84,9 @@ def camera_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], path: Path) -> None:
-    """Trials to 1.5x the floor, log against linear, one point a run, coloured by the hidden
-    colour temperature."""
+def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str, path: Path) -> None:
+    """Trials to 1.5x the floor, ``label`` against the default, one point a run, coloured by
+    the hidden colour temperature."""
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     cap = 105.0
     x = [min(_reached(a), cap) for a, _ in ps]
@@ -90,19 +94,23 @@ def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], path: Path) -> None:
     kelvin = [a["hidden_params"]["color_temp_k"] for a, _ in ps]
     points = ax.scatter(x, y, c=kelvin, cmap="coolwarm_r", s=22)
     ax.plot([0, cap], [0, cap], color="k", lw=0.6)
-    ax.set_xlabel("trials to 1.5x floor, colour temperature linear (default)")
-    ax.set_ylabel("... on its log scale")
+    ax.set_xlabel("trials to 1.5x floor, default")
+    ax.set_ylabel(f"... {label}")
     fig.colorbar(points, ax=ax, label="hidden colour temperature (K)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main() -> None:
-    ps = pairs()
-    print("\n".join(seed_table(ps)))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="records folder under experiments/recovery")
+    parser.add_argument("--label", required=True, help="the changed search's name in the tables")
+    args = parser.parse_args()
+    ps = pairs(HERE / args.out)
+    print("\n".join(seed_table(ps, args.label)))
     print()
-    print("\n".join(camera_table(ps)))
-    plot(ps, HERE / "ct_log_trials.png")
+    print("\n".join(camera_table(ps, args.label)))
+    plot(ps, args.label, HERE / f"{Path(args.out).name}_trials.png")
 
 
 if __name__ == "__main__":
