@@ -238,6 +238,34 @@ def test_gauss_newton_ends_at_a_minimum_it_cannot_leave() -> None:
     assert min(distances) == pytest.approx(1.0, abs=1e-2)
 
 
+def _first_step_after_a_fresh_jacobian(regrow: bool) -> float:
+    """The longest component of the step after two worse points made Gauss-Newton measure its
+    Jacobian afresh (a linear residual whose first two steps come back 10 x worse)."""
+    box = Box.of(SPACE, conditional=set())
+    mix = np.random.default_rng(3).normal(size=(6, P))
+    truth, start = np.array([0.1, 0.15, 0.2]), np.full(P, 0.9)
+    points: list[np.ndarray] = []
+
+    def evaluate(params: dict[str, float]) -> np.ndarray:
+        points.append(box.to_unit(params))
+        if len(points) == 2 * P + 3:  # the Jacobian, two worse steps, the Jacobian, one step
+            raise StopRefinement("enough")
+        r = mix @ (points[-1] - truth)
+        return 10.0 * r if len(points) in (P + 1, P + 2) else r
+
+    refine_gauss_newton(
+        box.from_unit(start), mix @ (start - truth), box, 0.02, evaluate, regrow=regrow
+    )
+    return float(np.max(np.abs(points[-1] - start)))
+
+
+def test_gauss_newton_gives_the_trust_region_back_with_a_fresh_jacobian() -> None:
+    # Two worse points in a row halve the trust region twice and blame the Broyden Jacobian;
+    # with search.refine.regrow (default) the fresh Jacobian gets the region back.
+    assert _first_step_after_a_fresh_jacobian(regrow=True) == pytest.approx(0.25)
+    assert _first_step_after_a_fresh_jacobian(regrow=False) == pytest.approx(0.0625)
+
+
 # --- the loop --------------------------------------------------------------------------------
 
 

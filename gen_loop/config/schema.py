@@ -234,6 +234,10 @@ class RefineConfig:
     diff_step: float = 0.02  # finite-difference step of the Jacobian, a fraction of each range
     # (also of the Jacobian search.uncertainty measures at the best camera)
     restart: RestartConfig = field(default_factory=RestartConfig)
+    # gn: when two worse points in a row make it measure the Jacobian afresh, give the trust
+    # region back the two halvings (the stale Jacobian was to blame). Measured in
+    # experiments/recovery/BASINS.md ("A trust region that grows back").
+    regrow: bool = True
 
 
 @dataclass

@@ -187,7 +187,13 @@ class Refiner:
                 stored = best.user_attrs.get(RESIDUAL_ATTR)
                 residual = None if stored is None else np.asarray(stored, dtype=np.float64)
                 why = refine_gauss_newton(
-                    best.params, residual, box, step, evaluate, evaluate_many=evaluate_many
+                    best.params,
+                    residual,
+                    box,
+                    step,
+                    evaluate,
+                    evaluate_many=evaluate_many,
+                    regrow=self.setup.refine.regrow,
                 )
         finally:
             with self.mutex.hold():

@@ -112,6 +112,7 @@ def refine_gauss_newton(
     evaluate: Callable[[dict[str, ParamValue]], np.ndarray],
     min_radius: float | None = None,
     evaluate_many: Callable[[list[dict[str, ParamValue]]], list[np.ndarray]] | None = None,
+    regrow: bool = True,
 ) -> str:
     """Trust-region Gauss-Newton from ``start``, the Jacobian updated by Broyden's rule.
 
@@ -121,7 +122,12 @@ def refine_gauss_newton(
     rank-one Broyden update of the Jacobian from the step and the residual it measured, so the
     Jacobian follows the search without a new finite difference. The trust region (a box,
     in units of each range) doubles after a step the linear model predicted well and halves
-    after a worse point; after two worse points in a row the Jacobian is measured afresh. Ends
+    after a worse point; after two worse points in a row the Jacobian is measured afresh and
+    (``regrow``) the two halvings are given back when a step has gained since the last fresh
+    Jacobian (the stale Jacobian, not the trust region, made them worse; at a minimum nothing
+    gains and the region shrinks on): without it a run that had to re-measure a few times
+    crept on at a few percent of a range a step (experiments/recovery/BASINS.md, camera 16).
+    Ends
     when the trust region is below ``min_radius`` (default ``diff_step / 4``) or ``evaluate``
     stops it. From 1.5 distance units (8 x the floor) on a corner camera, this reached 1.35 x
     the floor in 9 trials where scipy's least squares needs about 7 a step
@@ -138,6 +144,8 @@ def refine_gauss_newton(
         evaluate_many: evaluates independent points together (the Jacobian's, which several
             workers can run at once) and returns their residuals in order; default: one
             ``evaluate`` after the other.
+        regrow: give the trust region back its two halvings with a fresh Jacobian after a
+            gain.
 
     Returns:
         Why the refinement ended.
@@ -168,7 +176,7 @@ def refine_gauss_newton(
         x = box.to_unit(start)
         r = fun(x) if start_residual is None else np.asarray(start_residual, dtype=np.float64)
         jac = forward_jacobian(fun_many, x, r, diff_step)
-        radius, worse = 0.25, 0
+        radius, worse, gained = 0.25, 0, True
         while radius >= floor_radius:
             low, high = np.maximum(-radius, -x), np.minimum(radius, 1.0 - x)
             step = lsq_linear(jac, -r, bounds=(low, high)).x
@@ -185,13 +193,15 @@ def refine_gauss_newton(
                     radius = min(2.0 * radius, 1.0)
                 elif gain < 0.25:
                     radius /= 2.0
-                x, r, worse = x + step, r_new, 0
+                x, r, worse, gained = x + step, r_new, 0, True
             else:
                 radius /= 2.0
                 worse += 1
                 if worse >= 2:
                     jac = forward_jacobian(fun_many, x, r, diff_step)
-                    worse = 0
+                    if regrow and gained:  # the Broyden Jacobian was to blame, not the region
+                        radius = min(4.0 * radius, 1.0)
+                    worse, gained = 0, False
     except StopRefinement as stop:
         return stop.reason
     return f"Gauss-Newton: trust region below {floor_radius:.3g} of the ranges (a minimum)"
