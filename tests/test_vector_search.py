@@ -261,7 +261,7 @@ def _first_step_after_a_fresh_jacobian(regrow: bool) -> float:
 
 def test_gauss_newton_gives_the_trust_region_back_with_a_fresh_jacobian() -> None:
     # Two worse points in a row halve the trust region twice and blame the Broyden Jacobian;
-    # with search.refine.regrow (default) the fresh Jacobian gets the region back.
+    # with search.refine.regrow the fresh Jacobian gets the region back.
     assert _first_step_after_a_fresh_jacobian(regrow=True) == pytest.approx(0.25)
     assert _first_step_after_a_fresh_jacobian(regrow=False) == pytest.approx(0.0625)
 

@@ -67,8 +67,8 @@ ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "no_restart": (("search.refine.restart.above=0",), ()),
     # colour temperature searched on its log (BASINS.md: the slow cameras are the warm ones)
     "ct_log": (("search.space.color_temp_k.log=true",), ()),
-    # the trust region not given back with a fresh Jacobian (search.refine.regrow, BASINS.md)
-    "no_regrow": (("search.refine.regrow=false",), ()),
+    # the trust region given back with a fresh Jacobian (search.refine.regrow, BASINS.md)
+    "regrow": (("search.refine.regrow=true",), ()),
     "tpe+lsq": (("search=tpe",), (0,)),
     "tpe": (("search=tpe", "search.refine.method=none", "search.patience=1000"), (0,)),
     "random": (("search=random", "search.refine.method=none", "search.patience=1000"), (0,)),

@@ -112,7 +112,7 @@ def refine_gauss_newton(
     evaluate: Callable[[dict[str, ParamValue]], np.ndarray],
     min_radius: float | None = None,
     evaluate_many: Callable[[list[dict[str, ParamValue]]], list[np.ndarray]] | None = None,
-    regrow: bool = True,
+    regrow: bool = False,
 ) -> str:
     """Trust-region Gauss-Newton from ``start``, the Jacobian updated by Broyden's rule.
 
