@@ -65,7 +65,7 @@ ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "default": ((), (0, 1, 2)),
     # the default without leaving wrong basins (search.refine.restart), for BASINS.md
     "no_restart": (("search.refine.restart.above=0",), ()),
-    # colour temperature searched on its log (BASINS.md: the slow cameras are the warm ones)
+    # colour temperature searched on its log scale (BASINS.md: measured, not adopted)
     "ct_log": (("search.space.color_temp_k.log=true",), ()),
     # the trust region given back with a fresh Jacobian (search.refine.regrow, BASINS.md)
     "regrow": (("search.refine.regrow=true",), ()),

@@ -61,8 +61,13 @@ def _fmt(x: float) -> str:
     return ">100" if x == float("inf") else f"{x:.0f}"
 
 
+def largest_error(r: dict[str, Any]) -> float:
+    """The largest recovery error (share of the range) of the identifiable parameters."""
+    return max(r["recovery_error"][p] for p in IDENTIFIABLE)
+
+
 def _within(r: dict[str, Any]) -> bool:
-    return max(r["recovery_error"][p] for p in IDENTIFIABLE) <= 0.03
+    return largest_error(r) <= 0.03
 
 
 def _left(r: dict[str, Any]) -> int:
@@ -106,7 +111,7 @@ def changed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
     for b, a in ps:
         if same_study(b, a):
             continue
-        err = [max(r["recovery_error"][p] for p in IDENTIFIABLE) for r in (b, a)]
+        err = [largest_error(r) for r in (b, a)]
         left = "; ".join(
             f"trial {x['best_trial']} ({x['distance'] / a['noise_floor']:.1f}x)"
             for x in a.get("left_basins") or []

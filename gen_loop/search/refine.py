@@ -127,10 +127,9 @@ def refine_gauss_newton(
     Jacobian (the stale Jacobian, not the trust region, made them worse; at a minimum nothing
     gains and the region shrinks on): without it a run that had to re-measure a few times
     crept on at a few percent of a range a step (experiments/recovery/BASINS.md, camera 16).
-    Ends
-    when the trust region is below ``min_radius`` (default ``diff_step / 4``) or ``evaluate``
-    stops it. From 1.5 distance units (8 x the floor) on a corner camera, this reached 1.35 x
-    the floor in 9 trials where scipy's least squares needs about 7 a step
+    Ends when the trust region is below ``min_radius`` (default ``diff_step / 4``) or
+    ``evaluate`` stops it. From 1.5 distance units (8 x the floor) on a corner camera, this
+    reached 1.35 x the floor in 9 trials where scipy's least squares needs about 7 a step
     (experiments/recovery/RESULTS.md).
 
     Args:
