@@ -239,10 +239,6 @@ class RefineConfig:
     # off: camera 16 67 -> 50 trials to the floor on seed 4, 51 -> 61 on seed 0
     # (experiments/recovery/BASINS.md, "A trust region that grows back").
     regrow: bool = False
-    # gn: scale the trust region per parameter by the Jacobian's column norms (Moré's scaling;
-    # at most 4x wider or narrower than the radius), so a parameter the distance barely sees
-    # can move further in one step and the most sensitive one less far.
-    scaled: bool = False
 
 
 @dataclass

@@ -194,7 +194,6 @@ class Refiner:
                     evaluate,
                     evaluate_many=evaluate_many,
                     regrow=self.setup.refine.regrow,
-                    scaled=self.setup.refine.scaled,
                 )
         finally:
             with self.mutex.hold():

@@ -113,7 +113,6 @@ def refine_gauss_newton(
     min_radius: float | None = None,
     evaluate_many: Callable[[list[dict[str, ParamValue]]], list[np.ndarray]] | None = None,
     regrow: bool = False,
-    scaled: bool = False,
 ) -> str:
     """Trust-region Gauss-Newton from ``start``, the Jacobian updated by Broyden's rule.
 
@@ -146,10 +145,6 @@ def refine_gauss_newton(
             ``evaluate`` after the other.
         regrow: give the trust region back its two halvings with a fresh Jacobian after a
             gain.
-        scaled: scale the trust region per parameter by the Jacobian's columns (Moré's
-            scaling, as in MINPACK's Levenberg-Marquardt): a parameter the residual barely
-            sees may step further, one it is most sensitive to less far, by at most a factor
-            of :data:`SCALE_LIMIT` either way (:func:`trust_widths`).
 
     Returns:
         Why the refinement ended.
@@ -180,11 +175,9 @@ def refine_gauss_newton(
         x = box.to_unit(start)
         r = fun(x) if start_residual is None else np.asarray(start_residual, dtype=np.float64)
         jac = forward_jacobian(fun_many, x, r, diff_step)
-        columns = np.linalg.norm(jac, axis=0)  # the largest of every fresh Jacobian's
-        radius, worse, gained = FIRST_RADIUS, 0, True
+        radius, worse, gained = 0.25, 0, True
         while radius >= floor_radius:
-            widths = trust_widths(columns, radius) if scaled else np.full(x.size, radius)
-            low, high = np.maximum(-widths, -x), np.minimum(widths, 1.0 - x)
+            low, high = np.maximum(-radius, -x), np.minimum(radius, 1.0 - x)
             step = lsq_linear(jac, -r, bounds=(low, high)).x
             if not np.any(step):
                 return "Gauss-Newton: no step improves the linear model (a minimum)"
@@ -194,7 +187,7 @@ def refine_gauss_newton(
             jac += np.outer(r_new - r - jac @ step, step) / float(step @ step)
             if new < now:
                 gain = (now - new) / max(now - predicted, 1e-300)
-                at_edge = float(np.max(np.abs(step) / widths)) >= 0.9
+                at_edge = float(np.max(np.abs(step))) >= 0.9 * radius
                 if gain > 0.75 and at_edge:
                     radius = min(2.0 * radius, 1.0)
                 elif gain < 0.25:
@@ -205,37 +198,12 @@ def refine_gauss_newton(
                 worse += 1
                 if worse >= 2:
                     jac = forward_jacobian(fun_many, x, r, diff_step)
-                    columns = np.maximum(columns, np.linalg.norm(jac, axis=0))
                     if regrow and gained:  # the Broyden Jacobian was to blame, not the region
                         radius = min(4.0 * radius, 1.0)
                     worse, gained = 0, False
     except StopRefinement as stop:
         return stop.reason
     return f"Gauss-Newton: trust region below {floor_radius:.3g} of the ranges (a minimum)"
-
-
-#: Gauss-Newton's first trust region, a fraction of each range.
-FIRST_RADIUS = 0.25
-#: ``scaled``: the most a parameter's trust-region width may differ from the radius, either way.
-SCALE_LIMIT = 4.0
-
-
-def trust_widths(columns: np.ndarray, radius: float) -> np.ndarray:
-    """Each parameter's trust-region half-width (a fraction of its range) for ``radius``.
-
-    The radius times the geometric mean of the Jacobian's column norms over the parameter's
-    own, that ratio kept within [1 / SCALE_LIMIT, SCALE_LIMIT] (a column of zeros gets the
-    largest), and no width above the larger of ``radius`` and :data:`FIRST_RADIUS`: a region
-    that has shrunk shrinks less along the parameters the residual barely sees, and the
-    first steps are no longer than unscaled ones.
-    """
-    seen = columns[columns > 0]
-    if seen.size == 0:
-        return np.full(columns.size, radius)
-    mean = float(np.exp(np.mean(np.log(seen))))
-    with np.errstate(divide="ignore"):
-        ratio = np.clip(mean / columns, 1.0 / SCALE_LIMIT, SCALE_LIMIT)
-    return np.minimum(radius * ratio, max(radius, FIRST_RADIUS))
 
 
 def forward_jacobian(
