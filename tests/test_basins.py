@@ -19,9 +19,10 @@ from gen_loop.loop.summary import RunSummary
 from gen_loop.search.basins import BASINS_ATTR, Basins, leave, outside, own_best, stalled_for
 from gen_loop.search.refine import Box
 from gen_loop.search.refine_claim import REFINE_ID_ATTR
-from gen_loop.search.vector_sampler import VectorGPSampler
+from gen_loop.search.study import to_objective
+from gen_loop.search.vector_sampler import RESIDUAL_ATTR, VectorGPSampler, stored_residual
 from tests.cli import run_cli
-from tests.test_vector_search import SPACE, TRUTH, _run_study
+from tests.test_vector_search import SPACE, TRUTH, _run_study, curved_residual
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -90,6 +91,30 @@ def test_after_leaving_a_basin_the_sampler_proposes_outside_it() -> None:
         point = box.to_unit(trial.params)
         assert outside(point[np.newaxis], basin, 0.25)[0], (trial.number, point)
         study.tell(trial, 1.0)
+
+
+def test_the_trials_after_leaving_a_basin_look_in_different_places() -> None:
+    # experiments/recovery/BASINS.md: the four trials after a left basin went along one edge
+    # of it (vignetting alone), and the next refinement rolled back into the same basin.
+    study = _run_study(VectorGPSampler(seed=0, n_startup_trials=6), 10)
+    box = Box.of(SPACE, conditional=set())
+    units = {t.number: box.to_unit(t.params) for t in study.trials}
+    near = {n for n, u in units.items() if np.linalg.norm(u - TRUTH) < 0.15}
+    last = max(units)
+    entry = {"start": min(near), "best_trial": min(near), "distance": 0.0}
+    leave(study, entry, near, 0.25, 0, last)
+    basin = np.array([units[n] for n in sorted(near)])
+    found = []
+    for _ in range(4):
+        trial = study.ask(SPACE)
+        point = box.to_unit(trial.params)
+        assert outside(point[np.newaxis], basin, 0.25)[0], (trial.number, point)
+        if found:
+            assert outside(point[np.newaxis], np.array(found), 0.25)[0], (trial.number, point)
+        found.append(point)
+        r = curved_residual(point)
+        trial.set_user_attr(RESIDUAL_ATTR, stored_residual(r))
+        study.tell(trial, to_objective(float(np.linalg.norm(r))))
 
 
 def test_a_refinement_stuck_above_the_floor_leaves_its_basin(tmp_path: Path) -> None:

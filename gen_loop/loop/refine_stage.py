@@ -29,6 +29,7 @@ from gen_loop.search import basins, refine_claim
 from gen_loop.search.basins import Basins
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import (
+    REFINE_STAGE,
     STAGE_ATTR,
     Box,
     StopRefinement,
@@ -317,7 +318,7 @@ class Refiner:
         return [
             t
             for t in view.finished
-            if t.number > left.left_at and t.user_attrs.get(STAGE_ATTR) != "refine"
+            if t.number > left.left_at and t.user_attrs.get(STAGE_ATTR) != REFINE_STAGE
         ]
 
     def _outside(

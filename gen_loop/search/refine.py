@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 REFINE_METHODS = tuple(m.value for m in RefineMethod)  # auto: gn where the scorer has a residual
 #: The trial user attribute (and MLflow param) naming the stage that proposed a trial.
 STAGE_ATTR = "stage"
+#: The stage of the refinement's own trials.
+REFINE_STAGE = "refine"
 
 
 class StopRefinement(Exception):

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from gen_loop.generator.params import ParamValue
 from gen_loop.search.basins import Basins
-from gen_loop.search.refine import STAGE_ATTR
+from gen_loop.search.refine import REFINE_STAGE, STAGE_ATTR
 from gen_loop.search.workers import WORKER_ATTR, StudyView, is_dead, superseded, worker_id
 
 #: The study's user attribute holding the refinement in progress (absent: none).
@@ -187,7 +187,7 @@ def enqueue_next(study: optuna.Study, claim: Claim) -> str | None:
     if not claim.pending:
         return None
     (key, params), rest = claim.pending[0], claim.pending[1:]
-    attrs = {STAGE_ATTR: "refine", REFINE_ID_ATTR: claim.token, REFINE_KEY_ATTR: key}
+    attrs = {STAGE_ATTR: REFINE_STAGE, REFINE_ID_ATTR: claim.token, REFINE_KEY_ATTR: key}
     study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
     _write(study, dataclasses.replace(claim, pending=rest))
     return key

@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import minimize
 
 from gen_loop.search.basins import Basins, outside
-from gen_loop.search.refine import Box, is_continuous
+from gen_loop.search.refine import REFINE_STAGE, STAGE_ATTR, Box, is_continuous
 from gen_loop.search.residual_model import ResidualGP
 from gen_loop.search.study import from_objective
 
@@ -91,12 +91,24 @@ class _History:
     last_fit: tuple[np.ndarray, float] | None = None  # the latest proposal's lengths, nugget
     left: np.ndarray | None = None  # (m, P) the left basins' trials (gen_loop/search/basins.py)
     radius: float = 0.0  # how far from them a proposal must be
+    # (k, P) the sampler's trials (finished or running) since the latest basin was left
+    since_left: np.ndarray | None = None
 
     def open(self, points: np.ndarray) -> np.ndarray:
         """Which ``points`` lie outside every left basin (all, when there is none)."""
         if self.left is None:
             return np.ones(len(points), dtype=np.bool_)
         return outside(points, self.left, self.radius)
+
+    def proposable(self, points: np.ndarray) -> np.ndarray:
+        """Which ``points`` a proposal may take: outside every left basin and, after one was
+        left, also ``radius`` from the sampler's other trials since then, so the trials that
+        look for the next basin look in different places rather than along one edge of the
+        left one (all, when no basin was left)."""
+        keep = self.open(points)
+        if self.since_left is not None and len(self.since_left):
+            keep &= outside(points, self.since_left, self.radius)
+        return keep
 
     @property
     def searched(self) -> np.ndarray:
@@ -231,7 +243,17 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         basins = Basins.of(study)
         left = basins.points(trials, box) if basins.trials else None
         pending_x = np.array(pending).reshape(-1, len(box.names))
-        return _History(x, r, pending_x, last_fit, left, basins.radius)
+        since = [
+            box.to_unit(t.params)
+            for t in trials
+            if basins.trials
+            and t.number > basins.left_at
+            and t.number != trial.number
+            and t.user_attrs.get(STAGE_ATTR) != REFINE_STAGE
+            and set(box.names) <= set(t.params)
+        ]
+        since_left = np.array(since).reshape(-1, len(box.names)) if basins.trials else None
+        return _History(x, r, pending_x, last_fit, left, basins.radius, since_left)
 
 
 def known_space(study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -281,7 +303,7 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     ]
     exploit = _predicted_minimum(model, history.x[order])
     candidates = np.clip(np.vstack([rng.random((GLOBAL_CANDIDATES, p)), *clouds, exploit]), 0, 1)
-    if (keep := history.open(candidates)).any():
+    if (keep := history.proposable(candidates)).any():
         candidates = candidates[keep]
     scores = acquisition(candidates)
     top = candidates[np.argsort(-scores)[:3]]
@@ -297,12 +319,12 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     ]
     finalists = np.clip(np.vstack([top, *polished, exploit]), 0.0, 1.0)
     gains = acquisition(finalists)
-    if float(np.max(gains)) <= 1e-12 * max(history.best, 1e-12) and history.open(exploit)[0]:
+    if float(np.max(gains)) <= 1e-12 * max(history.best, 1e-12) and history.proposable(exploit)[0]:
         # No improvement expected anywhere: take the predicted minimum (pure exploitation).
         return exploit[0]
     pool = np.vstack([finalists, candidates])
     pool_gains = np.concatenate([gains, scores])
-    open_ = history.open(pool)
+    open_ = history.proposable(pool)
     if open_.any():
         pool, pool_gains = pool[open_], pool_gains[open_]
     far = separated(pool, np.vstack([history.x, history.pending]))
