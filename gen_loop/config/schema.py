@@ -203,7 +203,8 @@ class RestartConfig:
     trials (and at least P + 2, a Jacobian and two steps, for P refined parameters) without a
     ``search.min_rel_improvement`` gain has found a minimum that is not the target's: it
     ends, its trials become a left basin, the sampler proposes ``samples`` trials at least
-    ``radius`` (unit cube, Euclidean) from every left basin's trials, and the best trial
+    ``radius`` (unit cube, Euclidean) from every left basin's trials and from each other
+    (so they look in different places, not along one edge of the basin), and the best trial
     outside the left basins is refined next. The plateau rule is held for ``window`` trials
     after leaving, so the next basin gets its Jacobian and steps. ``above`` 0: never.
     Measured in experiments/recovery/BASINS.md.

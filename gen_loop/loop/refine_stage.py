@@ -310,7 +310,7 @@ class Refiner:
         self.observer.on_refine(
             f"left the basin of trial {claim.start} ({len(ran)} trials; {len(left.trials)} in "
             f"left basins): the next {restart.samples} trials are proposed at least "
-            f"{restart.radius:g} of the unit cube from them"
+            f"{restart.radius:g} of the unit cube from them and from each other"
         )
 
     def _searched_since(self, view: StudyView, left: Basins) -> list[FrozenTrial]:

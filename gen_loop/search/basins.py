@@ -9,8 +9,8 @@ elsewhere costs little: the plateau rule is held once per real gain, so such a s
 stops on a plateau. ``search.refine.restart`` (:class:`~gen_loop.config.schema.
 RestartConfig`) ends such a refinement (:func:`stalled_for`), records its trials here as a
 left basin, and the search goes on elsewhere: the sampler proposes only points at least
-``radius`` from every left basin's trials (:func:`outside`), and the next refinement starts
-from the best trial outside them.
+``radius`` from every left basin's trials (:func:`outside`) and from its other trials since
+the latest basin was left, and the next refinement starts from the best trial outside them.
 
 The record is a study user attribute, so every worker of the study (and a resumed run) sees
 the same basins. Write it under :meth:`gen_loop.search.storage.StudyMutex.hold`.
