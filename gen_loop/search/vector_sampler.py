@@ -110,6 +110,14 @@ class _History:
             keep &= outside(points, self.since_left, self.radius)
         return keep
 
+    def allowed(self, points: np.ndarray) -> np.ndarray:
+        """The ``points`` a proposal takes from: the proposable ones, else those outside
+        every left basin, else all."""
+        for keep in (self.proposable(points), self.open(points)):
+            if keep.any():
+                return keep
+        return np.ones(len(points), dtype=np.bool_)
+
     @property
     def searched(self) -> np.ndarray:
         """The trials the proposal improves on: those outside the left basins (all, when
@@ -287,8 +295,9 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     and the minimiser of the predicted distance (a Gauss-Newton step on the model); the best
     few are polished by L-BFGS-B on the expected improvement. After the search left a basin
     (:mod:`gen_loop.search.basins`), the improvement is over the best trial outside the left
-    basins, the clouds are around those trials, and a point inside a left basin is taken only
-    when no candidate is outside.
+    basins, the clouds are around those trials, a proposal also keeps the basins' radius from
+    the sampler's other trials since the latest one was left (:meth:`_History.proposable`), and
+    a point inside a left basin is taken only when no candidate is outside.
     """
     p = history.x.shape[1]
     draws = rng.standard_normal((MC_DRAWS, history.r.shape[1]))
@@ -303,8 +312,7 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
     ]
     exploit = _predicted_minimum(model, history.x[order])
     candidates = np.clip(np.vstack([rng.random((GLOBAL_CANDIDATES, p)), *clouds, exploit]), 0, 1)
-    if (keep := history.proposable(candidates)).any():
-        candidates = candidates[keep]
+    candidates = candidates[history.allowed(candidates)]
     scores = acquisition(candidates)
     top = candidates[np.argsort(-scores)[:3]]
     polished = [
@@ -324,9 +332,8 @@ def propose(model: ResidualGP, history: _History, rng: np.random.Generator) -> n
         return exploit[0]
     pool = np.vstack([finalists, candidates])
     pool_gains = np.concatenate([gains, scores])
-    open_ = history.proposable(pool)
-    if open_.any():
-        pool, pool_gains = pool[open_], pool_gains[open_]
+    keep = history.allowed(pool)
+    pool, pool_gains = pool[keep], pool_gains[keep]
     far = separated(pool, np.vstack([history.x, history.pending]))
     if far.any():
         pool, pool_gains = pool[far], pool_gains[far]
