@@ -3,6 +3,7 @@ real two-round run through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ def test_the_next_round_starts_from_the_best_camera_with_a_study_of_its_own(
     assert next_round(resumed, summary).advice_rounds == 0
     with pytest.raises(ValueError, match="changes nothing"):
         next_round(search, make_summary(unsearched_suspects=None, at_range_bounds=None))
+    # search.advice_from_best=false: a fresh round, with only the user's own priors
+    prior = {"color_temp_k": 5000.0}
+    fresh = dataclasses.replace(search, advice_from_best=False, enqueue=[prior])
+    assert next_round(fresh, summary).enqueue == [prior]
+    assert next_round(fresh, summary).space == nxt.space
 
 
 def test_a_foggy_target_is_searched_again_with_the_weather(tmp_path: Path) -> None:

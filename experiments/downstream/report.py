@@ -33,9 +33,10 @@ NAMES = {
     "d3": "(d3) (d2) after its advice (ranges at a bound widened)",
     "h3": "(h3) (d3)'s loop, jitter selection (the default)",
     "ha": "(ha) search.advice_rounds=2: (h3) in one run",
+    "hf": "(hf) (ha), each round started afresh",
     "e": "(e) oracle: target camera, labeled",
 }
-ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "d2", "d3", "h3", "ha", "e")
+ORDER = ("a", "b", "c", "cams", "dr", "aug", "augnm", "d", "h", "d2", "d3", "h3", "ha", "hf", "e")
 #: Condition names of the results of 2026-11-26 (run.py's ``f`` is now ``cams``).
 RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
@@ -213,7 +214,7 @@ def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
         key: float(np.mean([metric(r, key) for r in conds["a"].values()])) for key, _ in METRICS
     }
     out = []
-    for mine in (c for c in ("d", "h", "d2", "d3", "h3", "ha") if conds.get(c)):
+    for mine in (c for c in ("d", "h", "d2", "d3", "h3", "ha", "hf") if conds.get(c)):
         seeds = sorted(set(conds[mine]) & set(conds["e"]))
         for key, label in METRICS:
             shares = [
@@ -266,6 +267,7 @@ COLOURS = {
     "d3": "#4a0d07",
     "h3": "#c97b7d",
     "ha": "#7d3c98",
+    "hf": "#b48ec9",
     "e": "#55a868",
 }
 

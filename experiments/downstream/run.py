@@ -34,6 +34,8 @@ Conditions (the same base detector, fine-tune settings and number of training im
     h3    (d3)'s loop run with (h)'s selection (``selection=jitter``, run's default)
     ha    (h3) in one command: the loop run with ``search.advice_rounds=2`` (it follows its
           own advice itself, each round from the best camera so far), ``selection=jitter``
+    hf    (ha) with each advised round started afresh (``search.advice_from_best=false``), as
+          the hand-followed (h3) runs were
 
 Targets: ``demo`` (the embedded demo camera; evaluated on its 160 labeled images, scene seed
 777) or a mismatch camera of experiments/mismatch (``target=folder`` on
@@ -87,7 +89,7 @@ RESULTS = HERE / "results"
 WORK = HERE / "runs"  # ignored by git (runs/)
 MISMATCH_DATA = HERE.parent / "mismatch" / "data"  # ignored by git: make_targets.py
 CONDITIONS = (
-    *("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3", "h3", "ha"),
+    *("a", "b", "c", "d", "e", "cams", "dr", "aug", "augnm", "h", "d2", "d3", "h3", "ha", "hf"),
 )
 TARGETS = ("demo", "dashcam_dusk", "cctv_fog")  # experiments/mismatch/camera.py CAMERAS
 #: Run-config overrides a condition adds to ``--override``.
@@ -97,9 +99,14 @@ CONDITION_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 #: The selection each condition composes (every one but (h), (h3) the former default, camera, so
 #: the records stay comparable whatever ``run``'s default is).
-CONDITION_SELECTION: dict[str, str] = {"h": "jitter", "h3": "jitter", "ha": "jitter"}
+CONDITION_SELECTION: dict[str, str] = {
+    "h": "jitter",
+    "h3": "jitter",
+    "ha": "jitter",
+    "hf": "jitter",
+}
 #: The conditions that train on the loop's own selection.
-LOOP_CONDITIONS = ("d", "h", "d2", "d3", "h3", "ha")
+LOOP_CONDITIONS = ("d", "h", "d2", "d3", "h3", "ha", "hf")
 #: Ultralytics defaults a condition changes for its fine-tune (train_detector passes only the
 #: gen_loop settings). close_mosaic=10 of 8 epochs closes mosaic before the first epoch.
 ULTRALYTICS_DEFAULTS: dict[str, dict[str, object]] = {"aug": {"close_mosaic": 0}}
@@ -281,6 +288,9 @@ def run_condition(
         loop_overrides = [*loop_overrides, *widened_overrides(seed, loop_overrides, target_name)]
     if condition == "ha":
         loop_overrides = [*loop_overrides, "search.advice_rounds=2"]
+    if condition == "hf":
+        fresh = ["search.advice_rounds=2", "search.advice_from_best=false"]
+        loop_overrides = [*loop_overrides, *fresh]
     summary, loop_dir = loop_summary(seed, loop_overrides, target_name)
     rounds = [loop_record(summary) | {"advised": summary.get("advised")}]
     while summary.get("advised"):  # search.advice_rounds: the last round has the result

@@ -50,7 +50,8 @@ def main() -> None:
             )
     print("\n".join(lines).replace("%", " %"))
     print()
-    print("\n".join(mismatch_table(mismatch)).replace("without", "before").replace("with", "after"))
+    table = "\n".join(mismatch_table(mismatch))
+    print(table.replace("without", "before").replace("with", "after"))
 
 
 if __name__ == "__main__":

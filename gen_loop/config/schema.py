@@ -303,6 +303,10 @@ class SearchConfig:
     # experiments/downstream/RESULTS.md Result 7) 2 rounds gave 0.120 mAP50, as without them
     # (0.118), while the same hints followed by hand in fresh runs gave 0.170. 0: advise only.
     advice_rounds: int = 0
+    # Each advised round enqueues the best camera so far as its first prior (true), or starts
+    # afresh from the generator's defaults and its own Sobol design as a user's new run would
+    # (false; the hand-followed runs of Result 7 did that).
+    advice_from_best: bool = True
     # After the search, report each parameter's standard deviation at the best camera, from a
     # forward-difference Jacobian there (the polish's; without a polish, one batch render a
     # searched continuous parameter, not trials): console, summary.json

@@ -252,7 +252,9 @@ def suspects_line(suspects: list[dict[str, Any]]) -> str:
 def advised_line(advised: dict[str, Any]) -> str:
     """What the console says of the next round of a run that follows its advice."""
     changes = " ".join(advised["overrides"])
+    # a summary from before search.advice_from_best started from the best camera
+    start = "the best camera so far" if advised.get("from_best", True) else "a fresh start"
     return (
         f"following that advice (search.advice_rounds): the next round searches with "
-        f"{changes}, from the best camera so far, in {advised['run_dir']}"
+        f"{changes}, from {start}, in {advised['run_dir']}"
     )

@@ -248,7 +248,11 @@ class LoopSession:
         advice = advised_space(s.space, summary.unsearched_suspects, summary.at_range_bounds)
         if advice is None:
             return None
-        return {"run_dir": str(self.run_dir / ADVISED_DIR), "overrides": advice.overrides}
+        return {
+            "run_dir": str(self.run_dir / ADVISED_DIR),
+            "overrides": advice.overrides,
+            "from_best": s.advice_from_best,
+        }
 
     def _fit_scorer(self) -> tuple[Scorer, NoiseFloor, np.ndarray]:
         """Embed the target (cached), fit the scorer, measure the noise floor; returns the

@@ -92,9 +92,10 @@ def advised_space(
 
 def next_round(search: SearchConfig, summary: RunSummary) -> SearchConfig:
     """``search`` for the round ``summary.advised`` announces: the advised space, the best
-    camera so far as its first prior, one round fewer to follow, a study of its own name (a
-    shared storage holds every round's study). A run folder resumed with fewer rounds than it
-    was started with still finishes the round its summary announced."""
+    camera so far as its first prior (``search.advice_from_best``; else the user's own priors
+    only, a fresh start), one round fewer to follow, a study of its own name (a shared storage
+    holds every round's study). A run folder resumed with fewer rounds than it was started
+    with still finishes the round its summary announced."""
     advice = advised_space(search.space, summary.unsearched_suspects, summary.at_range_bounds)
     if advice is None:
         raise ValueError("the summary's advice changes nothing")
@@ -102,7 +103,7 @@ def next_round(search: SearchConfig, summary: RunSummary) -> SearchConfig:
     return dataclasses.replace(
         search,
         space=advice.space,
-        enqueue=[start],
+        enqueue=[start] if search.advice_from_best else list(search.enqueue),
         advice_rounds=max(search.advice_rounds - 1, 0),
         study_name=f"{search.study_name}-{ADVISED_DIR}",
     )
