@@ -42,6 +42,8 @@ RENAMED = {"f": "cams"}
 #: What a variant borrows from the ``default`` tag of the demo target: the conditions that do
 #: not depend on the loop run or the selection.
 BORROWABLE = ("a", "b", "e")
+#: The tag of the mismatch targets' no-search controls, which their other tags borrow from.
+MISMATCH_BASE = "v2"
 #: Searched parameters the pooled embedding cannot identify (experiments/recovery).
 UNIDENTIFIABLE = ("vignetting",)
 #: A demo seed's search is in the wrong basin when an identifiable parameter is off by more.
@@ -71,14 +73,21 @@ def metric(rec: dict[str, Any], key: str) -> float:
     return float(rec["metrics"].get(key, 0.0))
 
 
+def base_tag(tag: str) -> str:
+    """The tag ``tag`` borrows the conditions that do not depend on the loop from."""
+    return f"{MISMATCH_BASE} / {tag.split(' / ')[1]}" if " / " in tag else "default"
+
+
 def tag_conditions(results: Results, tag: str) -> tuple[dict[str, Any], set[str]]:
     """The conditions of ``tag``, missing ones taken from the default tag (and which those are).
 
     A variant that changes only the selection reruns (c) and (d); (a), (b) and (e) do not
-    depend on the selection, so they come from the default runs (demo target only).
+    depend on the selection, so they come from the default runs: the ``default`` tag on the
+    demo target, :data:`MISMATCH_BASE` on a mismatch target.
     """
     own = dict(results[tag])
-    default = results.get("default", {}) if tag != "default" and " / " not in tag else {}
+    base = base_tag(tag)
+    default = results.get(base, {}) if tag != base else {}
     borrowed = {c for c in default if c in BORROWABLE and c not in own}
     return {**{c: default[c] for c in borrowed}, **own}, borrowed
 
@@ -102,7 +111,7 @@ def tag_table(results: Results, tag: str) -> list[str]:
             cells.append(f"{vals.mean():.3f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.3f}")
         n_train = sorted({r["n_train"] for r in recs})
         wall = np.mean([r["wall_s"] for r in recs])
-        name = NAMES[c] + (" (from default)" if c in borrowed else "")
+        name = NAMES[c] + (f" (from {base_tag(tag)})" if c in borrowed else "")
         lines.append(
             f"| {name} | {len(recs)} | {'/'.join(map(str, n_train))} | "
             + " | ".join(cells)
