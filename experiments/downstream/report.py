@@ -117,9 +117,10 @@ def tag_table(results: Results, tag: str) -> list[str]:
             + " | ".join(cells)
             + f" | {wall:.0f} |"
         )
-    lines += ["", *gap_lines(conds), "", *loop_lines(conds)]
+    own = {c: runs for c, runs in conds.items() if c not in borrowed}  # loops of this tag only
+    lines += ["", *gap_lines(conds), "", *loop_lines(own)]
     for key, label in METRICS:
-        lines += ["", *seed_lines(conds, key, label)]
+        lines += ["", *seed_lines(conds, key, label, loops=own)]
     return lines
 
 
@@ -189,10 +190,14 @@ def loop_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
 
 
 def seed_lines(
-    conds: dict[str, dict[int, dict[str, Any]]], key: str = "map50", label: str = "mAP50"
+    conds: dict[str, dict[int, dict[str, Any]]],
+    key: str = "map50",
+    label: str = "mAP50",
+    loops: dict[str, dict[int, dict[str, Any]]] | None = None,
 ) -> list[str]:
-    """``key`` per seed and condition, with the seed's loop result (best distance / floor);
-    the mAP50 table also has the loop's verdict on (d)."""
+    """``key`` per seed and condition, with the seed's loop result (best distance / floor)
+    from ``loops`` (default ``conds``); the mAP50 table also has the loop's verdict on (d)."""
+    loops = conds if loops is None else loops
     order = ordered(conds)
     tail = key == "map50"
     lines = [
@@ -202,7 +207,7 @@ def seed_lines(
         "|---|---|" + "---|" * len(order) + ("---|" if tail else ""),
     ]
     for seed in loop_seeds(conds):
-        loop = seed_loop(conds, seed)
+        loop = seed_loop(loops, seed)
         ratio = f"{loop['best_distance'] / loop['noise_floor']:.1f}x" if loop else "-"
         cells = []
         for c in order:
@@ -214,10 +219,10 @@ def seed_lines(
 
 
 def gap_lines(conds: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
-    """For the loop's conditions (d), (h) and (d2): (x - a) / (e - a) per metric, per seed and
+    """For the loop's conditions ((d), (h), (d2), ...): (x - a) / (e - a) per metric, per seed and
     mean; and whether x beats each other condition: on the means over the seeds both have ((a)
     has no seed dependence) and in how many of those seeds."""
-    if not all(conds.get(c) for c in "ade"):
+    if not all(conds.get(c) for c in "ae"):
         return []
     a_val = {
         key: float(np.mean([metric(r, key) for r in conds["a"].values()])) for key, _ in METRICS
