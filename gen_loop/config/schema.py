@@ -305,7 +305,8 @@ class SearchConfig:
     advice_rounds: int = 0
     # Each advised round enqueues the best camera so far as its first prior (true), or starts
     # afresh from the generator's defaults and its own Sobol design as a user's new run would
-    # (false; the hand-followed runs of Result 7 did that).
+    # (false; the hand-followed runs of Result 7 did that). Side by side on the fog/JPEG camera
+    # (5 seeds, Result 12): 0.125 mAP50 afresh against 0.122, in 989 trials against 829.
     advice_from_best: bool = True
     # After the search, report each parameter's standard deviation at the best camera, from a
     # forward-difference Jacobian there (the polish's; without a polish, one batch render a
