@@ -8,9 +8,9 @@ Usage (after ``uncertainty.py --cameras 16 --seed 4``, which keeps its run folde
 
 Renders the run's batch (its overrides, scenes and batch size) at the trial's camera with
 ``--param`` set to each of ``--points`` values over its search range (unit cube), and at a
-forward-difference step of 0.02 of each range for the Jacobian. Prints the distance over the noise floor at each
-value, and the Jacobian's singular values with their directions. Only renders, no trials:
-the study is not changed.
+forward-difference step of 0.02 of each range for the Jacobian. Prints the distance over the
+noise floor at each value, and the Jacobian's singular values with their directions. Only
+renders, no trials: the study is not changed.
 """
 
 from __future__ import annotations
