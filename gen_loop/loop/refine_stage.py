@@ -29,8 +29,6 @@ from gen_loop.search import basins, refine_claim
 from gen_loop.search.basins import Basins
 from gen_loop.search.convergence import Convergence
 from gen_loop.search.refine import (
-    REFINE_STAGE,
-    STAGE_ATTR,
     Box,
     StopRefinement,
     refine_gauss_newton,
@@ -315,11 +313,7 @@ class Refiner:
 
     def _searched_since(self, view: StudyView, left: Basins) -> list[FrozenTrial]:
         """The sampler's finished trials since the latest basin was left."""
-        return [
-            t
-            for t in view.finished
-            if t.number > left.left_at and t.user_attrs.get(STAGE_ATTR) != REFINE_STAGE
-        ]
+        return [t for t in view.finished if left.searched_after(t)]
 
     def _outside(
         self, done: list[FrozenTrial], view: StudyView, left: Basins

@@ -26,7 +26,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
-from gen_loop.search.refine import Box
+from gen_loop.search.refine import REFINE_STAGE, STAGE_ATTR, Box
 
 #: The study's user attribute holding the left basins (absent: none).
 BASINS_ATTR = "left_basins"
@@ -63,6 +63,15 @@ class Basins:
             float(attr["radius"]),
             int(attr["held_until"]),
             int(attr["left_at"]),
+        )
+
+    def searched_after(self, trial: FrozenTrial) -> bool:
+        """Whether ``trial`` is one of the sampler's trials (not a refinement's) since the
+        latest basin was left; False when none was."""
+        return (
+            bool(self.trials)
+            and trial.number > self.left_at
+            and trial.user_attrs.get(STAGE_ATTR) != REFINE_STAGE
         )
 
     def points(self, trials: Sequence[FrozenTrial], box: Box) -> np.ndarray:

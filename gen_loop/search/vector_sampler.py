@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.optimize import minimize
 
 from gen_loop.search.basins import Basins, outside
-from gen_loop.search.refine import REFINE_STAGE, STAGE_ATTR, Box, is_continuous
+from gen_loop.search.refine import Box, is_continuous
 from gen_loop.search.residual_model import ResidualGP
 from gen_loop.search.study import from_objective
 
@@ -254,10 +254,8 @@ class VectorGPSampler(optuna.samplers.BaseSampler):
         since = [
             box.to_unit(t.params)
             for t in trials
-            if basins.trials
-            and t.number > basins.left_at
+            if basins.searched_after(t)
             and t.number != trial.number
-            and t.user_attrs.get(STAGE_ATTR) != REFINE_STAGE
             and set(box.names) <= set(t.params)
         ]
         since_left = np.array(since).reshape(-1, len(box.names)) if basins.trials else None
