@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
-from _demo import compose_run
+from _demo import load_demo
 
 STEP = 0.02
 
@@ -39,40 +39,18 @@ def main() -> None:
     import optuna
     import yaml
 
-    from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-    from gen_loop.embedder.cache import cached_embeddings
-    from gen_loop.loop.components import (
-        build_embedder,
-        build_generator,
-        build_scorer,
-        resolve_weights,
-    )
-    from gen_loop.loop.target_data import load_target
     from gen_loop.loop.trial import evaluate_params
     from gen_loop.search.refine import Box, forward_jacobian
-    from gen_loop.search.space import build_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # the run's own overrides (its hidden camera and target scenes), not Hydra's or tracking's
     overrides = yaml.safe_load((args.run_dir / ".hydra" / "overrides.yaml").read_text())
-    kept = [o for o in overrides if not o.startswith(("hydra.", "tracking."))]
-    cfg = compose_run(kept, run_dir=args.run_dir)
-    cache = default_cache_dir()
-    configure_offline(cache)
-    generator, _ = build_generator(cfg.generator)
-    target = load_target(cfg.target, generator, cache)
-    configure_ultralytics()
-    embedder = build_embedder(cfg.embedder, resolve_weights(cfg.embedder, cache))
-    target_emb = cached_embeddings(
-        embedder, target.images.images, target.images.fingerprint, cache
-    )
-    scorer = build_scorer(cfg.score).fit(target_emb)
+    demo = load_demo([o for o in overrides if not o.startswith(("hydra.", "tracking."))])
     summary = json.loads((args.run_dir / "summary.json").read_text())
     study = optuna.load_study(
         study_name=summary["study"]["name"], storage=f"sqlite:///{args.run_dir / 'optuna.db'}"
     )
-    space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
-    box = Box.of_space(space)
+    box = Box.of_space(demo.space)
     if args.param not in box.names:
         raise SystemExit(f"--param {args.param}: not one of the refined parameters {box.names}")
     base = {**summary["all_params"], **study.trials[args.trial].params}
@@ -80,10 +58,9 @@ def main() -> None:
 
     def residual(u: np.ndarray) -> np.ndarray:
         params = {**base, **box.from_unit(u)}
-        result = evaluate_params(
-            generator, embedder, scorer, params, cfg.search.batch_size, cfg.search.scene_seed
-        )
-        return np.asarray(scorer.residual(result.embeddings))
+        batch, seed = demo.cfg.search.batch_size, demo.cfg.search.scene_seed
+        result = evaluate_params(demo.generator, demo.embedder, demo.scorer, params, batch, seed)
+        return np.asarray(demo.scorer.residual(result.embeddings))
 
     u0 = box.to_unit(base)
     r0 = residual(u0)
