@@ -22,47 +22,28 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
-from _demo import compose_run
+from _demo import load_demo
 
 
 def main(run_dir: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
-    from gen_loop.embedder.cache import cached_embeddings
     from gen_loop.loop.camera_uncertainty import per_image_residuals
-    from gen_loop.loop.components import (
-        build_embedder,
-        build_generator,
-        build_scorer,
-        resolve_weights,
-    )
-    from gen_loop.loop.target_data import load_target
     from gen_loop.loop.trial import evaluate_params
     from gen_loop.search.refine import Box
-    from gen_loop.search.space import build_space
     from gen_loop.search.uncertainty import parameter_covariance
 
-    cfg = compose_run([], run_dir=run_dir)
-    cache = default_cache_dir()
-    configure_offline(cache)
-    generator, _ = build_generator(cfg.generator)
-    target = load_target(cfg.target, generator, cache)
-    configure_ultralytics()
-    embedder = build_embedder(cfg.embedder, resolve_weights(cfg.embedder, cache))
-    target_emb = cached_embeddings(
-        embedder, target.images.images, target.images.fingerprint, cache
-    )
-    scorer = build_scorer(cfg.score).fit(target_emb)
-    per_image = per_image_residuals(scorer, target_emb)
+    demo = load_demo()
+    cfg, generator, embedder, scorer = demo.cfg, demo.generator, demo.embedder, demo.scorer
+    assert demo.target_embeddings is not None
+    per_image = per_image_residuals(scorer, demo.target_embeddings)
     assert per_image is not None
     summary = json.loads((run_dir / "summary.json").read_text())
     study = optuna.load_study(
         study_name=summary["study"]["name"], storage=f"sqlite:///{run_dir / 'optuna.db'}"
     )
-    space = build_space(cfg.search.space, generator.parameters, cfg.search.fixed)
-    box = Box.of_space(space)
+    box = Box.of_space(demo.space)
     hidden = {**summary["all_params"], **summary["target_hidden_params"]}
     batch = cfg.search.batch_size
 
