@@ -240,6 +240,9 @@ class RefineConfig:
     # off: camera 16 67 -> 50 trials to the floor on seed 4, 51 -> 61 on seed 0
     # (experiments/recovery/BASINS.md, "A trust region that grows back").
     regrow: bool = False
+    # gn: after a worse point, one trial at its second-order correction (the step plus the
+    # least-squares fix of the linear model's error there) before the trust region is halved.
+    correct: bool = False
 
 
 @dataclass

@@ -193,6 +193,7 @@ class Refiner:
                     evaluate,
                     evaluate_many=evaluate_many,
                     regrow=self.setup.refine.regrow,
+                    correct=self.setup.refine.correct,
                 )
         finally:
             with self.mutex.hold():

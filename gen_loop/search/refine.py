@@ -115,6 +115,7 @@ def refine_gauss_newton(
     min_radius: float | None = None,
     evaluate_many: Callable[[list[dict[str, ParamValue]]], list[np.ndarray]] | None = None,
     regrow: bool = False,
+    correct: bool = False,
 ) -> str:
     """Trust-region Gauss-Newton from ``start``, the Jacobian updated by Broyden's rule.
 
@@ -147,6 +148,10 @@ def refine_gauss_newton(
             ``evaluate`` after the other.
         regrow: give the trust region back its two halvings with a fresh Jacobian after a
             gain.
+        correct: after a worse point, try its second-order correction once (one trial)
+            before the trust region is halved: the step plus the bounded least-squares fix
+            of the linear model's error there, ``J fix = -(r(x + step) - r - J step)``, which
+            bends a step along a curved valley (the second-order correction of SQP methods).
 
     Returns:
         Why the refinement ended.
@@ -186,7 +191,17 @@ def refine_gauss_newton(
             predicted = float(np.sum((r + jac @ step) ** 2))
             r_new = fun(x + step)
             now, new = float(r @ r), float(r_new @ r_new)
-            jac += np.outer(r_new - r - jac @ step, step) / float(step @ step)
+            error = r_new - r - jac @ step  # the linear model's error at the step
+            if correct and new >= now:
+                fix = lsq_linear(jac, -error, bounds=(low - step, high - step)).x
+                jac += np.outer(error, step) / float(step @ step)
+                if np.any(fix):
+                    step = step + fix
+                    r_new = fun(x + step)
+                    new = float(r_new @ r_new)
+                    jac += np.outer(r_new - r - jac @ step, step) / float(step @ step)
+            else:
+                jac += np.outer(error, step) / float(step @ step)
             if new < now:
                 gain = (now - new) / max(now - predicted, 1e-300)
                 at_edge = float(np.max(np.abs(step))) >= 0.9 * radius
