@@ -266,6 +266,33 @@ def test_gauss_newton_gives_the_trust_region_back_with_a_fresh_jacobian() -> Non
     assert _first_step_after_a_fresh_jacobian(regrow=False) == pytest.approx(0.0625)
 
 
+def _banana(u: np.ndarray) -> np.ndarray:
+    """A curved valley: its floor is the parabola b = 0.2 + 2 (a - 0.2)^2, steep across it,
+    zero at a = 0.8 (b = 0.92), c = 0.5."""
+    a, b, c = u
+    return np.array([30.0 * (b - 0.2 - 2.0 * (a - 0.2) ** 2), a - 0.8, c - 0.5])
+
+
+def _refine_the_valley(correct: bool) -> tuple[str, list[float]]:
+    box = Box.of(SPACE, conditional=set())
+    distances, evaluate = _counted(_banana, box)
+    start = np.array([0.2, 0.2, 0.5])  # on the floor of the valley, far from its zero
+    why = refine_gauss_newton(
+        box.from_unit(start), _banana(start), box, 0.02, evaluate, correct=correct
+    )
+    return why, distances
+
+
+def test_the_second_order_correction_follows_a_curved_valley() -> None:
+    # Straight steps leave a curved valley: each worse point halves the trust region, and
+    # Gauss-Newton creeps along the floor until the region is below its end, far from the zero.
+    why, distances = _refine_the_valley(correct=False)
+    assert "minimum" in why and min(distances) > 0.1
+    # search.refine.correct bends a worse step back into the valley and gets to the zero.
+    why, distances = _refine_the_valley(correct=True)
+    assert why == "converged" and len(distances) < 30
+
+
 # --- the loop --------------------------------------------------------------------------------
 
 

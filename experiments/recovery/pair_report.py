@@ -10,14 +10,17 @@ Usage (after ``uncertainty.py --cameras 0-20 --seed S [--arm A] --out basins/<na
 Writes ``<name>_trials.png``.
 
 The default's records: ``basins/restart/`` for seeds 3 and 4 (today's code);
-``uncertainty/c<camera>_s<seed>.json`` for seeds 0-2, made with the earlier proposal draws
-(before they were keyed on the trial number), so a seed-0 pair also differs in those draws
-(BASINS.md compares seed 0 with today's draws from experiments/workers as well).
+``uncertainty/c<camera>_s<seed>.json`` for seeds 1-2, made with the earlier proposal draws
+(before they were keyed on the trial number). Seed 0's are the one-worker runs of
+``experiments/workers/trials_to_floor_seq/`` (today's draws; ``--seed0 uncertainty`` takes the
+earlier ones): they record trials, not parameter errors, so the error columns count only the
+pairs that have both.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -31,18 +34,56 @@ import matplotlib.pyplot as plt
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from any_camera import MISMATCH_OFFSET  # noqa: E402
-from basins_report import _fmt, _load, _reached, largest_error  # noqa: E402
+from basins_report import _fmt, _load, _reached, largest_error, mismatch_table  # noqa: E402
+
+WORKERS_SEQ = HERE.parents[0] / "workers" / "trials_to_floor_seq"
 
 
-def pairs(folder: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _one_worker_records() -> dict[tuple[int, int], dict[str, Any]]:
+    """experiments/workers' one-worker runs of the default as this script's records: trials
+    to 1.5x the floor and trials run (no parameter errors)."""
+    out = {}
+    for path in sorted(WORKERS_SEQ.glob("c*_s*_w1.json")):
+        rec = json.loads(path.read_text())
+        reached = rec["completed_at_floor"] if rec["reached_floor"] else None
+        out[(int(rec["camera"]), int(rec["seed"]))] = {
+            "camera": rec["camera"],
+            "seed": rec["seed"],
+            "hidden_params": rec["hidden_params"],
+            "trials_to_1.5x": reached,
+            "n_trials": rec["trials_total"],
+        }
+    return out
+
+
+def pairs(folder: Path, seed0: str = "workers") -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(the default's record, ``folder``'s record) for every camera and seed in both."""
     default = {k: v for k, v in _load(HERE / "uncertainty").items() if k[1] in (0, 1, 2)}
+    if seed0 == "workers":
+        default.update(_one_worker_records())
     default.update(_load(HERE / "basins" / "restart"))
     changed = _load(folder)
     keys = sorted(
         (k for k in changed if k in default and k[0] < MISMATCH_OFFSET), key=lambda k: k[::-1]
     )
     return [(default[k], changed[k]) for k in keys]
+
+
+def mismatch_pairs(folder: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(today's default, ``folder``'s record) for the mismatch targets in ``folder``: the
+    default's are ``basins/spread`` (made with the trials after a left basin kept apart)."""
+    default, changed = _load(HERE / "basins" / "spread"), _load(folder)
+    keys = sorted(k for k in changed if k in default and k[0] >= MISMATCH_OFFSET)
+    return [(default[k], changed[k]) for k in keys]
+
+
+def _error(r: dict[str, Any]) -> float | None:
+    return largest_error(r) if "recovery_error" in r else None
+
+
+def _within_share(runs: list[dict[str, Any]], limit: float) -> str:
+    errors = [e for e in map(_error, runs) if e is not None]
+    return f"{sum(e <= limit for e in errors)}/{len(errors)}" if errors else "n/a"
 
 
 def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> list[str]:
@@ -60,8 +101,7 @@ def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str) -> l
                 f"| {'all' if seed is None else seed} | {name} | {len(runs)} "
                 f"| {sum(x != float('inf') for x in t)}/{len(runs)} "
                 f"| {_fmt(statistics.median(t))} | {_fmt(t[-1])} "
-                f"| {sum(largest_error(r) <= 0.03 for r in runs)}/{len(runs)} / "
-                f"{sum(largest_error(r) <= 0.05 for r in runs)}/{len(runs)} "
+                f"| {_within_share(runs, 0.03)} / {_within_share(runs, 0.05)} "
                 f"| {statistics.median(r['n_trials'] for r in runs):.0f} |"
             )
     return lines
@@ -77,9 +117,13 @@ def camera_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str) ->
         lines.append(
             f"| {a['camera']} | {a['hidden_params']['color_temp_k']:.0f} | {a['seed']} "
             f"| {_fmt(_reached(a))} -> {_fmt(_reached(b))} "
-            f"| {100 * largest_error(a):.1f} % -> {100 * largest_error(b):.1f} % |"
+            f"| {_pct(_error(a))} -> {_pct(_error(b))} |"
         )
     return lines
+
+
+def _pct(e: float | None) -> str:
+    return "n/a" if e is None else f"{100 * e:.1f} %"
 
 
 def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], label: str, path: Path) -> None:
@@ -103,11 +147,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="records folder under experiments/recovery")
     parser.add_argument("--label", required=True, help="the changed search's name in the tables")
+    parser.add_argument(
+        "--seed0",
+        choices=("workers", "uncertainty"),
+        default="workers",
+        help="the default's seed-0 records: today's draws (experiments/workers) or the earlier",
+    )
     args = parser.parse_args()
-    ps = pairs(HERE / args.out)
+    ps = pairs(HERE / args.out, args.seed0)
     print("\n".join(seed_table(ps, args.label)))
     print()
     print("\n".join(camera_table(ps, args.label)))
+    mismatch = mismatch_pairs(HERE / args.out)
+    if mismatch:
+        table = "\n".join(mismatch_table(mismatch))
+        print()
+        print(table.replace("without", "default").replace("with", args.label))
     plot(ps, args.label, HERE / f"{Path(args.out).name}_trials.png")
 
 
