@@ -69,8 +69,10 @@ ARMS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "ct_log": (("search.space.color_temp_k.log=true",), ()),
     # the trust region given back with a fresh Jacobian (search.refine.regrow, BASINS.md)
     "regrow": (("search.refine.regrow=true",), ()),
-    # a worse Gauss-Newton point's second-order correction tried once (search.refine.correct)
+    # a worse Gauss-Newton point's second-order correction tried once (search.refine.correct,
+    # the default since session 15; BASINS.md, "Steps that bend"), and the default without it
     "correct": (("search.refine.correct=true",), ()),
+    "no_correct": (("search.refine.correct=false",), ()),
     "tpe+lsq": (("search=tpe",), (0,)),
     "tpe": (("search=tpe", "search.refine.method=none", "search.patience=1000"), (0,)),
     "random": (("search=random", "search.refine.method=none", "search.patience=1000"), (0,)),

@@ -241,8 +241,11 @@ class RefineConfig:
     # (experiments/recovery/BASINS.md, "A trust region that grows back").
     regrow: bool = False
     # gn: after a worse point, one trial at its second-order correction (the step plus the
-    # least-squares fix of the linear model's error there) before the trust region is halved.
-    correct: bool = False
+    # least-squares fix of the linear model's error there) before the trust region is halved;
+    # it bends a step along a curved valley. On 42 runs (seeds 0 and 4): worst 67 -> 49 trials
+    # to 1.5x the floor, median 25 either way (experiments/recovery/BASINS.md, "Steps that
+    # bend").
+    correct: bool = True
 
 
 @dataclass
