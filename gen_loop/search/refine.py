@@ -151,7 +151,9 @@ def refine_gauss_newton(
         correct: after a worse point, try its second-order correction once (one trial)
             before the trust region is halved: the step plus the bounded least-squares fix
             of the linear model's error there, ``J fix = -(r(x + step) - r - J step)``, which
-            bends a step along a curved valley (the second-order correction of SQP methods).
+            bends a step along a curved valley (the second-order correction of SQP methods);
+            the loop's ``search.refine.correct``, on by default there. A corrected point that
+            is worse too halves the region once, as the step alone would.
 
     Returns:
         Why the refinement ended.
