@@ -194,16 +194,15 @@ def refine_gauss_newton(
             r_new = fun(x + step)
             now, new = float(r @ r), float(r_new @ r_new)
             error = r_new - r - jac @ step  # the linear model's error at the step
+            fix = None
             if correct and new >= now:
                 fix = lsq_linear(jac, -error, bounds=(low - step, high - step)).x
-                jac += np.outer(error, step) / float(step @ step)
-                if np.any(fix):
-                    step = step + fix
-                    r_new = fun(x + step)
-                    new = float(r_new @ r_new)
-                    jac += np.outer(r_new - r - jac @ step, step) / float(step @ step)
-            else:
-                jac += np.outer(error, step) / float(step @ step)
+            jac += np.outer(error, step) / float(step @ step)  # Broyden
+            if fix is not None and np.any(fix):
+                step = step + fix
+                r_new = fun(x + step)
+                new = float(r_new @ r_new)
+                jac += np.outer(r_new - r - jac @ step, step) / float(step @ step)
             if new < now:
                 gain = (now - new) / max(now - predicted, 1e-300)
                 at_edge = float(np.max(np.abs(step))) >= 0.9 * radius
