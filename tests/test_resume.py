@@ -68,10 +68,13 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_retries(
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     # The trial the kill interrupted, read once the process is dead (the copy read before the
-    # kill may hold only some of its parameters: they are stored one suggestion at a time).
+    # kill may hold only some of its parameters: they are stored one suggestion at a time). On
+    # a loaded machine the trial seen running can finish before the signal lands: the kill then
+    # interrupts the next one, which serves as well.
     dead = _running(run_dir / "optuna.db")
-    assert [t.number for t in dead] == [running[0].number], "the kill missed the running trial"
+    assert len(dead) == 1, f"the kill left {len(dead)} trials running, not one"
     killed = dead[0]
+    assert killed.number >= running[0].number
     parent_id = (run_dir / "mlflow_run_id").read_text().strip()
     assert not (run_dir / "summary.json").exists()
 
