@@ -131,11 +131,17 @@ def _named(r: dict[str, Any]) -> list[str]:
     return [s["name"] for s in (r.get("unsearched_suspects") or [])[:2] if s["share"] >= 0.1]
 
 
-def mismatch_table(ps: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+def mismatch_table(
+    ps: list[tuple[dict[str, Any], dict[str, Any]]],
+    before: str = "without",
+    after: str = "with",
+) -> list[str]:
+    """One row per mismatch target of the pairs: ``before`` and ``after`` name the pair's two
+    sides in the header."""
+    ba = f"{before} -> {after}"
     lines = [
-        "| target | best/floor: without -> with | trials: without -> with "
-        "| stop - last real gain: without -> with | named: without -> with "
-        "| right of 2: without -> with |",
+        f"| target | best/floor: {ba} | trials: {ba} | stop - last real gain: {ba} "
+        f"| named: {ba} | right of 2: {ba} |",
         "|---|---|---|---|---|---|",
     ]
     total = [0, 0]

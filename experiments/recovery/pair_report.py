@@ -160,9 +160,8 @@ def main() -> None:
     print("\n".join(camera_table(ps, args.label)))
     mismatch = mismatch_pairs(HERE / args.out)
     if mismatch:
-        table = "\n".join(mismatch_table(mismatch))
         print()
-        print(table.replace("without", "default").replace("with", args.label))
+        print("\n".join(mismatch_table(mismatch, "default", args.label)))
     plot(ps, args.label, HERE / f"{Path(args.out).name}_trials.png")
 
 

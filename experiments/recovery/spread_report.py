@@ -50,8 +50,7 @@ def main() -> None:
             )
     print("\n".join(lines).replace("%", " %"))
     print()
-    table = "\n".join(mismatch_table(mismatch))
-    print(table.replace("without", "before").replace("with", "after"))
+    print("\n".join(mismatch_table(mismatch, "before", "after")))
 
 
 if __name__ == "__main__":
