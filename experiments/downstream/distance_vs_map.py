@@ -7,15 +7,20 @@ Usage (each point is one fine-tune; run under the shared CPU lock):
     .venv/bin/python experiments/downstream/distance_vs_map.py --report
 
 For the loop run of ``--seed`` on ``--target`` (run.py's ``loop_summary``, cached under
-``runs/``), ``--n`` of its completed trials spread evenly over the rank of their distance, from
-the farthest to the best, each render the 64 pool scenes of every condition of run.py
+``runs/``), ``--n`` of its completed trials from the farthest to the best, spread evenly over
+the rank of their distance (``--spread rank``, the default) or over the log of the distance
+itself (``--spread distance``: a search spends most of its trials near its best, so a spread by
+rank puts about half the points on its plateau, at distances within a few per cent of each
+other); each render the 64 pool scenes of every condition of run.py
 (``selection.pool_seed``) under the trial's camera; the base detector is fine-tuned on them
 with the recipe of run.py (8 epochs, 51 train + 13 val) and evaluated on the target's labeled
 images. Each point records three distances to the target: the trial's own (the search's
 32-image batch, the loop's default scorer), and the training set's (64 images) under the
 default scorer (``score.metric``, zscore_l2) and under ``frechet``. One JSON a point in
-``results/distance_vs_map/`` (an existing one is kept: the script resumes); ``--report``
-writes ``distance_vs_map.md`` and one scatter plot per target.
+``results/<out>/`` (default ``distance_vs_map``; an existing one is kept, the script resumes,
+and one whose camera is not the trial's stops the script: it came from another loop run);
+``--report`` writes ``<out>.md`` and one scatter plot per target and spread, with rho for each
+spread on the points it picked.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ sys.path.insert(0, str(HERE))  # run.py
 sys.path.insert(0, str(HERE.parents[1]))  # gen_loop
 import run as downstream  # noqa: E402
 
-OUT = HERE / "results" / "distance_vs_map"
+RESULTS = HERE / "results"
+SPREADS = ("rank", "distance")
 DISTANCES = (
     ("trial_distance", "trial (32 images, zscore_l2)"),
     ("set_zscore_l2", "training set, zscore_l2"),
@@ -43,10 +49,14 @@ DISTANCES = (
 )
 
 
-def spread_trials(study: Any, n: int) -> list[Any]:
-    """``n`` completed trials with distinct parameters, evenly over the rank of their distance
-    (the farthest and the best included)."""
+def spread_trials(study: Any, n: int, by: str = "rank") -> list[Any]:
+    """``n`` completed trials with distinct parameters from the farthest to the best (both
+    included), nearest first: evenly over the rank of their distance (``by="rank"``), or the
+    trial nearest each of ``n`` levels evenly spaced in log distance, each trial taken once
+    (``by="distance"``; fewer than ``n`` where the study has fewer distinct trials)."""
     from optuna.trial import TrialState
+
+    from gen_loop.search.study import from_objective
 
     done = sorted(
         (t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None),
@@ -56,8 +66,17 @@ def spread_trials(study: Any, n: int) -> list[Any]:
     for trial in done:
         if all(trial.params != other.params for other in distinct):
             distinct.append(trial)
-    picks = np.unique(np.linspace(0, len(distinct) - 1, min(n, len(distinct))).round().astype(int))
-    return [distinct[i] for i in picks]
+    if by == "rank":
+        picks = np.linspace(0, len(distinct) - 1, min(n, len(distinct))).round().astype(int)
+        return [distinct[i] for i in np.unique(picks)]
+    if by != "distance":
+        raise ValueError(f"spread must be one of {SPREADS}, got {by!r}")
+    log_d = np.log([from_objective(float(t.value)) for t in distinct])
+    taken: list[int] = []
+    for level in np.linspace(log_d[0], log_d[-1], min(n, len(distinct))):
+        free = [i for i in range(len(distinct)) if i not in taken]
+        taken.append(min(free, key=lambda i: abs(log_d[i] - level)))
+    return [distinct[i] for i in sorted(taken)]
 
 
 def coarse_order(n: int) -> list[int]:
@@ -87,10 +106,13 @@ def measure(
     n: int,
     most: int | None = None,
     finetune_seed: int | None = None,
+    spread: str = "rank",
+    out_name: str = "distance_vs_map",
 ) -> None:
-    """Fine-tune and evaluate under each picked trial's camera (at most ``most`` new points in
-    this call); one JSON a point. ``finetune_seed`` (default ``seed``) replicates the points
-    with another fine-tune seed: the same images and split, another training run."""
+    """Fine-tune and evaluate under each trial's camera that ``spread`` picks (at most ``most``
+    new points in this call); one JSON a point in ``results/<out_name>/``, which records the
+    spreads that picked it. ``finetune_seed`` (default ``seed``) replicates the points with
+    another fine-tune seed: the same images and split, another training run."""
     import optuna
 
     from gen_loop._env import configure_offline, configure_ultralytics, default_cache_dir
@@ -123,19 +145,27 @@ def measure(
     )
     centroid = CentroidScorer(cfg.score.metric).fit(target_emb)
     frechet = FrechetScorer().fit(target_emb)
-    OUT.mkdir(parents=True, exist_ok=True)
-    picked = spread_trials(study, n)
-    order = coarse_order(len(picked))
-    todo = [
-        picked[i]
-        for i in order
-        if not (
-            OUT / f"{point_name(target_name, seed, picked[i].number, finetune_seed)}.json"
-        ).exists()
-    ]
+    out_dir = RESULTS / out_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picked = spread_trials(study, n, spread)
+    todo = []
+    for i in coarse_order(len(picked)):
+        path = out_dir / f"{point_name(target_name, seed, picked[i].number, finetune_seed)}.json"
+        if not path.exists():
+            todo.append(picked[i])
+            continue
+        rec = json.loads(path.read_text())
+        if rec["params"] != picked[i].params:
+            raise SystemExit(
+                f"{path}: its camera is not trial {picked[i].number}'s of {loop_dir}: it came "
+                "from another loop run (give this study's points their own --out)"
+            )
+        if spread not in rec.setdefault("spreads", ["rank"]):
+            rec["spreads"].append(spread)  # the same camera and fine-tune: one point serves
+            path.write_text(json.dumps(rec, indent=2))
     for trial in todo[:most]:
         name = point_name(target_name, seed, trial.number, finetune_seed)
-        out = OUT / f"{name}.json"
+        out = out_dir / f"{name}.json"
         start = time.perf_counter()
         params = {**base_params, **trial.params}
         work = downstream.WORK / "distance_vs_map" / name
@@ -156,6 +186,7 @@ def measure(
             "seed": seed,
             "finetune_seed": finetune_seed,
             "trial": trial.number,
+            "spreads": [spread],
             "stage": trial.user_attrs.get("stage"),
             "params": trial.params,
             "trial_distance": from_objective(float(trial.value)),
@@ -179,25 +210,25 @@ def measure(
         )
 
 
-def load(replicates: bool = False) -> dict[str, list[dict[str, Any]]]:
+def load(out_dir: Path, replicates: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The points per ``target seed S`` (fine-tuned with seed S); with ``replicates``, the
     points fine-tuned again with another seed instead."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(OUT.glob("*.json")):
+    for path in sorted(out_dir.glob("*.json")):
         rec = json.loads(path.read_text())
         if (rec.get("finetune_seed", rec["seed"]) != rec["seed"]) == replicates:
             groups.setdefault(f"{rec['target']} seed {rec['seed']}", []).append(rec)
     return groups
 
 
-def noise_report() -> list[str]:
+def noise_report(out_dir: Path) -> list[str]:
     """How much of the ranking the fine-tune's own noise allows: the same cameras (images and
     split) fine-tuned again with another seed."""
     from scipy.stats import spearmanr
 
-    main = load()
+    main = load(out_dir)
     lines: list[str] = []
-    for name, reps in load(replicates=True).items():
+    for name, reps in load(out_dir, replicates=True).items():
         first = {r["trial"]: r for r in main.get(name, [])}
         pairs = [(first[r["trial"]], r) for r in reps if r["trial"] in first]
         if len(pairs) < 5:
@@ -226,40 +257,57 @@ def noise_report() -> list[str]:
     return lines
 
 
-def report() -> str:
-    """Spearman rho per group and distance, the table of every point, and the plots."""
+def report(out_name: str = "distance_vs_map") -> str:
+    """Spearman rho per group, spread and distance, the table of every point, and the plots
+    (one per group and spread)."""
     from scipy.stats import spearmanr
 
+    out_dir = RESULTS / out_name
     lines: list[str] = []
-    for name, recs in load().items():
+    for name, recs in load(out_dir).items():
         recs.sort(key=lambda r: -r["trial_distance"])
         lines += [f"### {name}: {len(recs)} cameras", ""]
-        lines += ["| distance | rho(distance, mAP50) | rho(distance, pedestrian AP50) |"]
-        lines += ["|---|---|---|"]
-        for key, label in DISTANCES:
-            d = [r[key] for r in recs]
-            rho = spearmanr(d, [r["metrics"]["map50"] for r in recs]).statistic
-            ped = spearmanr(d, [r["metrics"].get("ap50_pedestrian", 0.0) for r in recs]).statistic
-            lines.append(f"| {label} | {rho:+.2f} | {ped:+.2f} |")
+        lines += [
+            "| spread | points | distance | rho(distance, mAP50) "
+            "| rho(distance, pedestrian AP50) |"
+        ]
+        lines += ["|---|---|---|---|---|"]
+        for spread in SPREADS:
+            picked = [r for r in recs if spread in r.get("spreads", ["rank"])]
+            if len(picked) < 3:
+                continue
+            for key, label in DISTANCES:
+                d = [r[key] for r in picked]
+                rho = spearmanr(d, [r["metrics"]["map50"] for r in picked]).statistic
+                ped = spearmanr(
+                    d, [r["metrics"].get("ap50_pedestrian", 0.0) for r in picked]
+                ).statistic
+                lines.append(f"| {spread} | {len(picked)} | {label} | {rho:+.2f} | {ped:+.2f} |")
+            suffix = "" if spread == "rank" else f"_by_{spread}"
+            plot(
+                f"{name}, by {spread}",
+                picked,
+                HERE / f"{out_name}_{name.replace(' ', '_')}{suffix}.png",
+            )
         lines += [
             "",
-            "| trial | stage | trial distance / floor | set zscore_l2 | set frechet "
+            "| trial | spreads | stage | trial distance / floor | set zscore_l2 | set frechet "
             "| mAP50 | pedestrian AP50 |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in recs:
             m = r["metrics"]
             lines.append(
-                f"| {r['trial']} | {r['stage']} | {r['trial_distance']:.3f} / "
+                f"| {r['trial']} | {', '.join(r.get('spreads', ['rank']))} | {r['stage']} | "
+                f"{r['trial_distance']:.3f} / "
                 f"{r['noise_floor']:.3f} = {r['trial_distance'] / r['noise_floor']:.1f}x | "
                 f"{r['set_zscore_l2']:.3f} | {r['set_frechet']:.3f} | {m['map50']:.3f} | "
                 f"{m.get('ap50_pedestrian', 0.0):.3f} |"
             )
         lines.append("")
-        plot(name, recs, HERE / f"distance_vs_map_{name.replace(' ', '_')}.png")
-    lines += noise_report()
+    lines += noise_report(out_dir)
     text = "\n".join(lines)
-    (HERE / "distance_vs_map.md").write_text(text)
+    (HERE / f"{out_name}.md").write_text(text)
     return text
 
 
@@ -301,14 +349,24 @@ def main() -> None:
         default=None,
         help="fine-tune the points again with this seed (default: --seed; a replicate)",
     )
+    parser.add_argument(
+        "--spread", choices=SPREADS, default="rank", help="pick the trials by rank or by distance"
+    )
+    parser.add_argument(
+        "--out",
+        default="distance_vs_map",
+        help="points folder under results/ (and <out>.md): one a loop run",
+    )
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
     args = parser.parse_args()
     from gen_loop._env import set_env_defaults
 
     set_env_defaults()  # before ultralytics, albumentations and MLflow are imported
     if not args.report:
-        measure(args.target, args.seed, args.n, args.points, args.finetune_seed)
-    print(report())
+        measure(
+            args.target, args.seed, args.n, args.points, args.finetune_seed, args.spread, args.out
+        )
+    print(report(args.out))
 
 
 if __name__ == "__main__":
