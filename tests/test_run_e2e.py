@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -47,6 +49,10 @@ def test_summary_is_the_contract(smoke: tuple[Path, RunSummary, str]) -> None:
         assert 0.0 <= summary.evaluation[stage]["map50"] <= 1.0
     assert Path(summary.finetuned_weights).is_file()
     assert (run_dir / "config.yaml").is_file()
+    # What it ran on: two machines' distances differ from the fifth digit on.
+    assert summary.environment is not None
+    assert summary.environment["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert summary.environment["cpu"] and summary.environment["cuda"]
     # The console shows a line per trial and the final table.
     assert stdout.count("| floor ") == 6
     assert "stopped because" in stdout and "summary.json" in stdout
@@ -74,6 +80,7 @@ def test_mlflow_has_a_parent_run_and_a_child_per_trial(
     assert parent.info.status == "FINISHED"
     assert parent.data.params["search.n_trials"] == "6"
     assert "gen_loop.target_fingerprint" in parent.data.tags
+    assert parent.data.tags["gen_loop.env.numpy"] == np.__version__
     history = client.get_metric_history(parent.info.run_id, "best_distance")
     assert len(history) == 6
     assert min(m.value for m in history) == pytest.approx(summary.best_distance)

@@ -78,6 +78,7 @@ def run_cached(camera: int, seed: int, arm: str = "default", out: Path = OUT) ->
     record["parameter_uncertainty"] = summary.get("parameter_uncertainty")
     record["timings_s"] = summary["timings_s"]
     record["left_basins"] = summary.get("left_basins")
+    record["environment"] = summary.get("environment")
     record["before_polish"] = before_polish(
         run_dir, summary["study"]["name"], any_camera.hidden_of(camera)
     )

@@ -12,6 +12,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from gen_loop._environment import environment
 from gen_loop._secrets import mask_text, mask_url
 from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
@@ -397,6 +398,7 @@ class LoopSession:
             target_hidden_params={k: hidden[k] for k in searched} if hidden else None,
             recovery_error=self.space.range_errors(best_params, hidden) if hidden else None,
             left_basins=list(Basins.of(study).left) or None,
+            environment=environment(),
         )
 
     def _finish(

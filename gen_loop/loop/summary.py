@@ -168,6 +168,9 @@ class RunSummary:
             (``search.refine.restart``, :mod:`gen_loop.search.basins`): the trial each
             started from (``start``) and the basin's best trial and distance.
         analysis: the run's population analysis (:class:`AnalysisInfo`), when it ran.
+        environment: the machine and package versions the run ran on
+            (:func:`gen_loop._environment.environment`): runs on two machines can differ
+            from the fifth digit of a distance on.
     """
 
     best_params: dict[str, Any]
@@ -209,6 +212,7 @@ class RunSummary:
     floor_quality: FloorQuality | None = field(default=None, metadata=_OPTIONAL)
     left_basins: list[dict[str, Any]] | None = field(default=None, metadata=_OPTIONAL)
     analysis: AnalysisInfo | None = field(default=None, metadata=_OPTIONAL)
+    environment: dict[str, str] | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def has_final_stage(self) -> bool:
