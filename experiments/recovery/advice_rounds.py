@@ -40,7 +40,7 @@ from any_camera import (
     hidden_of,
     target_overrides,
 )
-from run import RUNS, best_so_far, run_loop, trial_distances, trials_to_reach
+from run import RUNS, best_so_far, run_loop, trials_to_reach
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
 from _demo import gen_loop_command
@@ -73,10 +73,25 @@ def rounds_of(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+def trial_distances(folder: Path, study_name: str) -> list[float | None]:
+    """Each trial's distance in trial order (None: failed), from the round's own study (an
+    advised round's study is named after the first's, ``gen_loop-advised``)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    return [
+        float(t.user_attrs["distance"])
+        if t.state == optuna.trial.TrialState.COMPLETE and "distance" in t.user_attrs
+        else None
+        for t in sorted(study.trials, key=lambda t: t.number)
+    ]
+
+
 def round_record(folder: Path, summary: dict[str, Any], hidden: dict[str, float]) -> dict:
     """One round: what it searched, how close it got, what it named and the trials it ran."""
     floor = float(summary["noise_floor"]["mean"])
-    curve = best_so_far(trial_distances(folder))
+    curve = best_so_far(trial_distances(folder, summary["study"]["name"]))
     suspects = summary.get("unsearched_suspects") or []
     searched = sorted(summary["best_params"])
     return {
@@ -96,12 +111,29 @@ def round_record(folder: Path, summary: dict[str, Any], hidden: dict[str, float]
     }
 
 
-def run_one(camera: int, seed: int) -> dict[str, Any]:
-    run_dir = RUNS / "any_camera" / f"advice_c{camera}_s{seed}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    cmd = gen_loop_command(
+def run_folder(camera: int, seed: int) -> Path:
+    return RUNS / "any_camera" / f"advice_c{camera}_s{seed}"
+
+
+def record_of(camera: int, seed: int, wall: float | None, command: str) -> dict[str, Any]:
+    """The benchmark's record of a finished run (every round's summary written)."""
+    hidden = hidden_of(camera)
+    rounds = [round_record(f, s, hidden) for f, s in rounds_of(run_folder(camera, seed))]
+    return {
+        "camera": camera,
+        "seed": seed,
+        "hidden_unsearched": {n: hidden[n] for n in UNSEARCHED},
+        "rounds": rounds,
+        "trials": sum(r["n_trials"] for r in rounds),
+        "wall_s": wall,
+        "command": command,
+    }
+
+
+def command(camera: int, seed: int) -> list[str]:
+    """The run's ``python -m gen_loop run`` command line."""
+    run_dir = run_folder(camera, seed)
+    return gen_loop_command(
         "run",
         f"search.advice_rounds={ROUNDS}",
         f"search.seed={seed}",
@@ -113,18 +145,16 @@ def run_one(camera: int, seed: int) -> dict[str, Any]:
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"hydra.run.dir={run_dir}",
     )
+
+
+def run_one(camera: int, seed: int) -> dict[str, Any]:
+    run_dir = run_folder(camera, seed)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = command(camera, seed)
     _, wall, _ = run_loop(cmd, run_dir, f"advice rounds camera {camera} seed {seed}")
-    hidden = hidden_of(camera)
-    rounds = [round_record(f, s, hidden) for f, s in rounds_of(run_dir)]
-    return {
-        "camera": camera,
-        "seed": seed,
-        "hidden_unsearched": {n: hidden[n] for n in UNSEARCHED},
-        "rounds": rounds,
-        "trials": sum(r["n_trials"] for r in rounds),
-        "wall_s": wall,
-        "command": " ".join(cmd[1:]),
-    }
+    return record_of(camera, seed, wall, " ".join(cmd[1:]))
 
 
 def report() -> None:
@@ -180,7 +210,12 @@ def main() -> None:
         path = OUT / f"c{camera}_s{args.seed}.json"
         if path.exists():
             continue
-        record = run_one(camera, args.seed)
+        done = run_folder(camera, args.seed) / "stdout.log"  # run_loop's log: it finished
+        if done.exists():  # the record of a finished run is made again without re-running it
+            cmd = " ".join(command(camera, args.seed)[1:])
+            record = record_of(camera, args.seed, None, cmd)
+        else:
+            record = run_one(camera, args.seed)
         OUT.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
         rounds = "; ".join(

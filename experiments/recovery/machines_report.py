@@ -155,12 +155,19 @@ def plot(ps: list[tuple[dict[str, Any], dict[str, Any]]], labels: list[str], pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--a", required=True, help="records folder under experiments/recovery")
+    parser.add_argument(
+        "--a",
+        required=True,
+        nargs="+",
+        help="records folder(s) under experiments/recovery; a later one's record of a camera "
+        "and seed replaces an earlier one's",
+    )
     parser.add_argument("--b", required=True, help="records folder under experiments/recovery")
     parser.add_argument("--labels", nargs=2, default=["first", "second"])
     parser.add_argument("--plot", help="write <PLOT>.png beside this script")
     args = parser.parse_args()
-    first, second = _load(HERE / args.a), _load(HERE / args.b)
+    first = {k: v for folder in args.a for k, v in _load(HERE / folder).items()}
+    second = _load(HERE / args.b)
     keys = sorted(
         (k for k in first if k in second and k[0] < MISMATCH_OFFSET), key=lambda k: k[::-1]
     )
