@@ -27,23 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from any_camera import (
     MISMATCH_OFFSET,
-    N_TRIALS,
     UNSEARCHED,
     _camera_list,
     _last_gain,
     hidden_of,
-    target_overrides,
+    run_command,
 )
 from run import RUNS, best_so_far, run_loop, trials_to_reach
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: _demo
-from _demo import gen_loop_command
 
 from gen_loop.search.attribution import named
 
@@ -132,19 +127,7 @@ def record_of(camera: int, seed: int, wall: float | None, command: str) -> dict[
 
 def command(camera: int, seed: int) -> list[str]:
     """The run's ``python -m gen_loop run`` command line."""
-    run_dir = run_folder(camera, seed)
-    return gen_loop_command(
-        "run",
-        f"search.advice_rounds={ROUNDS}",
-        f"search.seed={seed}",
-        f"search.n_trials={N_TRIALS}",
-        "finetune.enabled=false",
-        "selection.pool_size=32",
-        "tracking.trial_images=0",
-        *target_overrides(camera),
-        f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
-        f"hydra.run.dir={run_dir}",
-    )
+    return run_command((f"search.advice_rounds={ROUNDS}",), camera, seed, run_folder(camera, seed))
 
 
 def run_one(camera: int, seed: int) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import functools
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,15 +157,10 @@ def target_overrides(camera: int) -> list[str]:
     ]
 
 
-def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
-    """One loop run, reduced to the benchmark's numbers."""
-    hidden = hidden_of(camera)
-    run_dir = RUNS / "any_camera" / f"{arm}_c{camera}_s{seed}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    extra, _ = ARMS[arm]
-    cmd = gen_loop_command(
+def run_command(extra: Sequence[str], camera: int, seed: int, run_dir: Path) -> list[str]:
+    """The benchmark's ``python -m gen_loop run`` of ``camera``: ``extra`` overrides, at most
+    ``N_TRIALS`` trials, fine-tuning off, a 32-sample pool, no trial image grids."""
+    return gen_loop_command(
         "run",
         *extra,
         f"search.seed={seed}",
@@ -176,6 +172,16 @@ def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
         f"tracking.uri=sqlite:///{run_dir / 'mlflow.db'}",
         f"hydra.run.dir={run_dir}",
     )
+
+
+def run_one(arm: str, camera: int, seed: int) -> dict[str, Any]:
+    """One loop run, reduced to the benchmark's numbers."""
+    hidden = hidden_of(camera)
+    run_dir = RUNS / "any_camera" / f"{arm}_c{camera}_s{seed}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = run_command(ARMS[arm][0], camera, seed, run_dir)
     summary, wall, _ = run_loop(cmd, run_dir, f"{arm} camera {camera} seed {seed}")
     distances = trial_distances(run_dir)
     curve = best_so_far(distances)
