@@ -68,3 +68,16 @@ def environment() -> dict[str, str]:
         "cuda": cuda,
     }
     return {**found, **{name: package_version(name) for name in PACKAGES}}
+
+
+def environment_changes(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
+    """What differs between an earlier session's environment and this one's, e.g.
+    ``["cpu: AMD EPYC 9R14 -> Intel(R) Xeon(R) Processor"]`` (keys the earlier record lacks
+    are left out; an earlier summary without a record gives none)."""
+    if not before:
+        return []
+    return [
+        f"{key}: {before[key]} -> {value}"
+        for key, value in now.items()
+        if key in before and before[key] != value
+    ]

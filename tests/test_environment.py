@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen_loop._environment import PACKAGES, cpu_model, environment, package_version
+from gen_loop._environment import (
+    PACKAGES,
+    cpu_model,
+    environment,
+    environment_changes,
+    package_version,
+)
 
 
 def test_the_cpu_model_is_read_from_cpuinfo(tmp_path: Path) -> None:
@@ -31,3 +37,11 @@ def test_the_environment_names_the_versions_that_run() -> None:
     assert found["torch_threads"] == str(torch.get_num_threads())
     assert set(PACKAGES) <= set(found)
     assert all(isinstance(v, str) and v for v in found.values())
+
+
+def test_a_session_on_another_machine_lists_what_changed() -> None:
+    before = {"cpu": "AMD EPYC 9R14", "torch": "2.14.1", "numpy": "2.4.6"}
+    now = {"cpu": "Intel(R) Xeon(R) Processor", "torch": "2.14.1", "numpy": "2.4.6", "new": "1"}
+    assert environment_changes(before, now) == ["cpu: AMD EPYC 9R14 -> Intel(R) Xeon(R) Processor"]
+    assert environment_changes(now, now) == []
+    assert environment_changes(None, now) == []  # a summary from before the record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -99,6 +100,10 @@ def test_rerun_in_the_same_folder_resumes_the_study(
     smoke: tuple[Path, RunSummary, str],
 ) -> None:
     run_dir, first, _ = smoke
+    # As if the first session had run on another machine: the resume says so, and goes on.
+    earlier = json.loads((run_dir / "summary.json").read_text())
+    earlier["environment"]["cpu"] = "another CPU"
+    (run_dir / "summary.json").write_text(json.dumps(earlier))
     proc = _run(
         run_dir.parent.parent,
         "hydra.run.dir=runs/smoke",
@@ -106,7 +111,11 @@ def test_rerun_in_the_same_folder_resumes_the_study(
         "finetune.enabled=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "searched before on another machine or stack (cpu: another CPU -> " in (
+        proc.stdout + proc.stderr
+    )
     second = RunSummary.load(run_dir / "summary.json")
+    assert second.environment is not None and second.environment["cpu"] != "another CPU"
     assert second.n_trials == 8  # 6 kept + 2 new
     assert second.mlflow.run_id == first.mlflow.run_id  # continued, not duplicated
     assert second.best_distance <= first.best_distance

@@ -12,7 +12,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from gen_loop._environment import environment
+from gen_loop._environment import environment, environment_changes
 from gen_loop._secrets import mask_text, mask_url
 from gen_loop.config.schema import RunConfig, SearchConfig
 from gen_loop.embedder.base import Embedder
@@ -127,6 +127,7 @@ class LoopSession:
             console.on_already_finished(earlier, self.run_dir, cfg.search.n_trials)
             return earlier
         self._join(study, mutex)
+        self._check_environment(earlier)
         # The resolved config, passwords of database/tracking URLs masked.
         (self.run_dir / "config.yaml").write_text(
             mask_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
@@ -177,6 +178,20 @@ class LoopSession:
             if failure is not None:  # the MLflow run ends FAILED, the summary is written
                 raise failure
         return result
+
+    def _check_environment(self, earlier: RunSummary | None) -> None:
+        """Warn when the run folder was searched before on another machine or stack: its
+        earlier trials' distances can differ from this session's from the fifth digit on, so
+        a comparison of two sessions' trials mixes the machines (the study continues)."""
+        moved = environment_changes(earlier.environment if earlier else None, environment())
+        if moved:
+            log.warning(
+                "%s was searched before on another machine or stack (%s): distances of its "
+                "earlier trials can differ from this session's from the fifth digit on; the "
+                "study continues, and summary.json's environment records this session's",
+                self.run_dir,
+                "; ".join(moved),
+            )
 
     def _polish(
         self,
