@@ -38,21 +38,12 @@ from any_camera import (
     hidden_of,
     run_command,
 )
-from run import RUNS, best_so_far, run_loop, trials_to_reach
+from run import RUNS, best_so_far, run_loop, search_space, trial_distances, trials_to_reach
 
 from gen_loop.search.attribution import named
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "advice_rounds"
-#: The default space's parameters (conf/search/default.yaml).
-DEFAULT_SPACE = (
-    "color_temp_k",
-    "red_std_scale",
-    "exposure_ev",
-    "contrast",
-    "vignetting",
-    "fisheye",
-)
 ROUNDS = 2
 
 
@@ -68,21 +59,6 @@ def rounds_of(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def trial_distances(folder: Path, study_name: str) -> list[float | None]:
-    """Each trial's distance in trial order (None: failed), from the round's own study (an
-    advised round's study is named after the first's, ``gen_loop-advised``)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{folder / 'optuna.db'}")
-    return [
-        float(t.user_attrs["distance"])
-        if t.state == optuna.trial.TrialState.COMPLETE and "distance" in t.user_attrs
-        else None
-        for t in sorted(study.trials, key=lambda t: t.number)
-    ]
-
-
 def round_record(folder: Path, summary: dict[str, Any], hidden: dict[str, float]) -> dict:
     """One round: what it searched, how close it got, what it named and the trials it ran."""
     floor = float(summary["noise_floor"]["mean"])
@@ -90,7 +66,7 @@ def round_record(folder: Path, summary: dict[str, Any], hidden: dict[str, float]
     suspects = summary.get("unsearched_suspects") or []
     searched = sorted(summary["best_params"])
     return {
-        "added_so_far": [n for n in searched if n not in DEFAULT_SPACE],
+        "added_so_far": [n for n in searched if n not in search_space()],  # the default's six
         "n_trials": summary["n_trials"],
         "best_over_floor": summary["best_distance"] / floor,
         "trials_to_1.5x": trials_to_reach(curve, 1.5 * floor),

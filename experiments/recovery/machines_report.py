@@ -31,7 +31,8 @@ import matplotlib.pyplot as plt
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from any_camera import MISMATCH_OFFSET  # noqa: E402
-from basins_report import _load, largest_error  # noqa: E402
+from basins_report import _fmt, _load, largest_error  # noqa: E402
+from basins_report import _reached as _trials  # noqa: E402
 
 #: Two best-so-far curves count as apart from the first trial that differs by this much.
 APART = 1e-3
@@ -51,15 +52,6 @@ def apart_at(a: dict[str, Any], b: dict[str, Any]) -> int | None:
         if abs(x - y) > APART * abs(y):
             return i
     return None
-
-
-def _trials(r: dict[str, Any]) -> float:
-    t = r.get("trials_to_1.5x")
-    return float(t) if t is not None else float("inf")
-
-
-def _fmt(x: float) -> str:
-    return ">100" if x == float("inf") else f"{x:.0f}"
 
 
 def seed_table(ps: list[tuple[dict[str, Any], dict[str, Any]]], labels: list[str]) -> list[str]:

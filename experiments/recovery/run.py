@@ -108,12 +108,13 @@ def trials_to_reach(curve: list[float], level: float) -> int | None:
     return None
 
 
-def trial_distances(run_dir: Path) -> list[float | None]:
-    """Each trial's distance in trial order, from the run's Optuna study (None: failed)."""
+def trial_distances(run_dir: Path, study_name: str = "gen_loop") -> list[float | None]:
+    """Each trial's distance in trial order, from the run's Optuna study (None: failed); an
+    advised round's study is named after the first's (``gen_loop-advised``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name="gen_loop", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
     return [
         float(t.user_attrs["distance"])

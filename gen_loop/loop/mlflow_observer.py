@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
-from gen_loop._environment import environment
 from gen_loop._git import git_commit
 from gen_loop._secrets import mask_url
 from gen_loop.config.schema import TrackingConfig
@@ -136,7 +135,7 @@ class MlflowObserver(LoopObserver):
                 "gen_loop.study": start.study,
                 "gen_loop.run_dir": str(start.run_dir),
                 "mlflow.source.git.commit": git_commit(Path(__file__)) or "unknown",
-                **{f"gen_loop.env.{key}": value for key, value in environment().items()},
+                **{f"gen_loop.env.{key}": value for key, value in start.environment.items()},
             }
         )
         if start.floor_quality is not None:  # a small target or an uncertain floor

@@ -41,6 +41,8 @@ class RunStart:
         embedder_fingerprint: identifies the embedder (model, weights, layers).
         study: ``name @ storage`` (password masked).
         floor_quality: how well the floor is known (None: well enough, nothing to say).
+        environment: the machine and package versions this session runs on
+            (:func:`gen_loop._environment.environment`; empty: not recorded).
     """
 
     cfg: RunConfig
@@ -50,6 +52,7 @@ class RunStart:
     embedder_fingerprint: str
     study: str
     floor_quality: FloorQuality | None = None
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,8 @@ class LoopSession:
             console.on_already_finished(earlier, self.run_dir, cfg.search.n_trials)
             return earlier
         self._join(study, mutex)
-        self._check_environment(earlier)
+        env = environment()
+        self._check_environment(earlier, env)
         # The resolved config, passwords of database/tracking URLs masked.
         (self.run_dir / "config.yaml").write_text(
             mask_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
@@ -147,6 +148,7 @@ class LoopSession:
                     self.embedder.fingerprint,
                     f"{cfg.search.study_name} @ {mask_url(storage)}",
                     noted,
+                    env,
                 )
             )
             setup = self._trial_setup(scorer)
@@ -156,6 +158,7 @@ class LoopSession:
             measured, outcome = self._polish(study, setup, convergence, observer, mutex, outcome)
             summary = self._summarise(study, outcome, floor, storage, mlflow.info())
             summary.floor_quality = noted
+            summary.environment = env
             if not outcome.interrupted:
                 self._diagnose(summary, study, setup, target_emb, measured, outcome)
             observer.on_search_end(summary)
@@ -179,11 +182,11 @@ class LoopSession:
                 raise failure
         return result
 
-    def _check_environment(self, earlier: RunSummary | None) -> None:
+    def _check_environment(self, earlier: RunSummary | None, env: dict[str, str]) -> None:
         """Warn when the run folder was searched before on another machine or stack: its
         earlier trials' distances can differ from this session's from the fifth digit on, so
         a comparison of two sessions' trials mixes the machines (the study continues)."""
-        moved = environment_changes(earlier.environment if earlier else None, environment())
+        moved = environment_changes(earlier.environment if earlier else None, env)
         if moved:
             log.warning(
                 "%s was searched before on another machine or stack (%s): distances of its "
@@ -413,7 +416,6 @@ class LoopSession:
             target_hidden_params={k: hidden[k] for k in searched} if hidden else None,
             recovery_error=self.space.range_errors(best_params, hidden) if hidden else None,
             left_basins=list(Basins.of(study).left) or None,
-            environment=environment(),
         )
 
     def _finish(
